@@ -1,0 +1,5 @@
+"""claudecode: Claude Code sessions as supervised otpy GenServers.
+
+A Python port of the Elixir ClaudeCode library on top of otpy. The session
+layer lands in increments; see the project README.
+"""
