@@ -3,3 +3,7 @@
 A Python port of the Elixir ClaudeCode library on top of otpy. The session
 layer lands in increments; see the project README.
 """
+
+from claudecode._errors import ClaudeCodeError, CLINotFoundError
+
+__all__ = ["CLINotFoundError", "ClaudeCodeError"]

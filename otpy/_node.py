@@ -77,6 +77,7 @@ class Node:
         self.init_pid = Pid(self.name, 0, 0, creation)
         self.dist: Any = None  # the distribution layer, when the node is distributed
         self.timers = Timers()
+        self._run_bound = self._run
         self._exited_event = trio.Event()
         self._shutting_down = False
 
@@ -131,14 +132,13 @@ class Node:
                 else:
                     parent.monitors[ref] = pid
         self.procs[pid.id] = proc
-        nursery.start_soon(self._run, proc, fn, args, name=_task_name(fn))
+        nursery.start_soon(self._run_bound, proc, fn, args, name=_task_name(fn))
         return pid, ref
 
     async def _run(
         self, proc: Process, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
     ) -> None:
         CURRENT.set(proc)
-        proc.task = trio.lowlevel.current_task()
         reason: ExitReason = NORMAL
         try:
             with proc.scope:
