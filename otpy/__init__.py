@@ -5,9 +5,12 @@ reasons, GenServer, supervisors, Task, named registries — and nodes that speak
 the Erlang distribution protocol. See the docs for a guided tour.
 """
 
+from otpy import rpc
 from otpy._api import (
     NotRegisteredError,
+    connect,
     demonitor,
+    disconnect,
     exit,
     is_alive,
     link,
@@ -112,7 +115,9 @@ __all__ = [
     "as_reason",
     "call",
     "cast",
+    "connect",
     "demonitor",
+    "disconnect",
     "exit",
     "is_alive",
     "link",
@@ -125,6 +130,7 @@ __all__ = [
     "register",
     "registered",
     "reply",
+    "rpc",
     "run",
     "self",
     "send",

@@ -27,7 +27,9 @@ from otpy._reasons import (
 from otpy._terms import Pid, Ref
 
 __all__ = [
+    "connect",
     "demonitor",
+    "disconnect",
     "exit",
     "is_alive",
     "link",
@@ -258,6 +260,27 @@ def nodes() -> list[str]:
     return [] if dist is None else dist.connected_nodes()
 
 
+async def connect(node: str) -> bool:
+    """Connect to another node (Erlang's ``net_kernel:connect_node``).
+
+    Returns:
+        True when connected, False if the node could not be reached (or this
+        node is not distributed).
+    """
+    dist = current().node.dist
+    return False if dist is None else await dist.connect(node)
+
+
+def disconnect(node: str) -> bool:
+    """Drop the connection to ``node``; links and monitors across it fire.
+
+    Returns:
+        True if there was a connection.
+    """
+    dist = current().node.dist
+    return False if dist is None else dist.disconnect(node)
+
+
 def monitor_node(name: str, flag: bool = True) -> None:
     """Ask for `NodeDown(name)` when the connection to ``name`` is lost.
 
@@ -306,14 +329,12 @@ async def open_node(
         ProcessExit: the body process was killed by an exit signal.
     """
     rt = Node(node)
-    if node is not None:
-        # The distribution runtime (EPMD, handshake, control messages) lands
-        # separately; until it does, a named node is refused clearly.
-        raise NotImplementedError("distributed nodes (node=...) are not available yet")
     error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         rt.nursery = nursery
         nursery.start_soon(rt.timers.run)
+        if node is not None:
+            await _start_distribution(rt, node, cookie, nursery, dist_options)
         pid, _ = _main_process(rt)
         proc = pid._proc
         token = CURRENT.set(proc)
@@ -332,11 +353,29 @@ async def open_node(
             reason = proc.pending
         rt.exited(proc, reason)
         await rt.shutdown(shutdown_timeout)
+        if rt.dist is not None:
+            await rt.dist.stop()
         nursery.cancel_scope.cancel()
     if error is not None:
         raise error
     if not isinstance(reason, Normal):
         raise ProcessExit(reason)
+
+
+async def _start_distribution(
+    rt: Node, name: str, cookie: str | None, nursery: trio.Nursery, options: dict[str, Any]
+) -> None:
+    from otpy._dist import Distribution, default_cookie
+    from otpy.rpc import start_system_servers
+
+    allow = options.pop("rpc_allow", ())
+    dist = Distribution(rt, name, cookie if cookie is not None else default_cookie(),
+                        rpc_allow=allow, **options)
+    await dist.start(nursery)
+    rt.creation = dist.creation
+    rt.init_pid = Pid(rt.name, 0, 0, rt.creation)
+    rt.dist = dist
+    start_system_servers(rt, allow)
 
 
 def _main_process(rt: Node) -> tuple[Pid, None]:

@@ -449,13 +449,15 @@ async def call(server: Any, request: Any, timeout: float | None = 5.0) -> Any:
     """
     proc = current()
     node = proc.node
+    if node.dist is not None and node.is_remote(server):
+        return await _remote_call(proc, node, server, request, timeout)
     pid = server if type(server) is Pid else _resolve(node, server)
     if pid is None:
         raise CallError(NoProc(), server, request)
     target = node.local(pid)
     if target is None:
-        if pid.node is not node.name and node.dist is not None:
-            return await node.dist.call(proc, pid, request, timeout, server)
+        if node.dist is not None and node.is_remote(pid):
+            return await _remote_call(proc, node, pid, request, timeout)
         raise CallError(NoProc(), server, request)
     ref = Ref.make(node.name, node.creation)
     by = target.monitored_by
@@ -484,6 +486,32 @@ async def call(server: Any, request: Any, timeout: float | None = 5.0) -> Any:
     return msg[1]
 
 
+async def _remote_call(
+    proc: Process, node: Node, server: Any, request: Any, timeout: float | None
+) -> Any:
+    """A call across distribution: monitor, send with an alias tag, wait."""
+    from otpy._control import alias_tag
+
+    dist = node.dist
+    ref = node.monitor(proc, server)
+    dist.aliases[ref] = proc
+    msg = (GEN_CALL, (proc.pid, alias_tag(ref)), request)
+    if type(server) is Pid:
+        dist.send(server, msg)
+    else:
+        dist.send_named(server[0], server[1], msg, proc.pid)
+    try:
+        reply_msg = await receive_reply(proc, ref, timeout)
+    except Timeout:
+        raise CallError(Timeout(), server, request) from None
+    finally:
+        dist.aliases.pop(ref, None)
+        node.demonitor(proc, ref, flush=True)
+    if type(reply_msg) is Down:
+        raise CallError(reply_msg.reason, server, request)
+    return reply_msg[1]
+
+
 def reply(caller: Caller, value: Any) -> None:
     """Reply to a call that `handle_call` answered with `NoReply`.
 
@@ -494,11 +522,18 @@ def reply(caller: Caller, value: Any) -> None:
     pid, ref = caller
     target = pid._proc
     if target is None:
-        node = current().node
+        proc = current()
+        node = proc.node
         target = node.local(pid)
         if target is None:
-            if pid.node is not node.name and node.dist is not None:
-                node.dist.send(pid, (ref, value))
+            if node.dist is not None and node.is_remote(pid):
+                from otpy._control import tag_alias
+
+                alias = tag_alias(ref)
+                if alias is not None:
+                    node.dist.alias_send(proc.pid, pid, alias, (ref, value))
+                else:
+                    node.dist.send(pid, (ref, value))
             return
     if target.alive and target.aliases is not None and ref in target.aliases:
         target.deliver((ref, value))

@@ -172,7 +172,8 @@ REQUIRED_FLAGS: Final = MANDATORY_FLAGS_25 | MANDATORY_FLAGS_26
 #: then send the plain "pass through" format, tag 112, no atom cache),
 #: FRAGMENTS (peers send every message whole, no reassembly needed),
 #: EXIT_PAYLOAD and SEND_SENDER (peers use the classic EXIT/SEND control
-#: tuples), SPAWN (no remote spawn requests) and NAME_ME.
+#: tuples) and NAME_ME. SPAWN is advertised because OTP 25's ``rpc:call``
+#: goes through ``erpc``, which needs spawn requests (see otpy.rpc).
 _ADVERTISED: Final = (
     REQUIRED_FLAGS
     | DFLAG_MANDATORY_25_DIGEST
@@ -180,6 +181,7 @@ _ADVERTISED: Final = (
     | DFLAG_DIST_MONITOR_NAME
     | DFLAG_SMALL_ATOM_TAGS
     | DFLAG_ALIAS
+    | DFLAG_SPAWN
 )
 DEFAULT_FLAGS: Final = _ADVERTISED | DFLAG_PUBLISHED
 

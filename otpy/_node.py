@@ -192,13 +192,12 @@ class Node:
                 self.signal_exit(other, pid, reason, link=True)
         if proc.monitored_by:
             for ref, (watcher, by) in proc.monitored_by.items():
-                w = watcher._proc
+                w = self.local(watcher)
                 if w is not None:
-                    if w.alive:
-                        if w.monitors is not None:
-                            w.monitors.pop(ref, None)
-                        w.deliver(Down(ref, by, reason))
-                elif self.dist is not None:
+                    if w.monitors is not None:
+                        w.monitors.pop(ref, None)
+                    w.deliver(Down(ref, by, reason))
+                elif watcher.node is not self.name and self.dist is not None:
                     self.dist.send_down(watcher, ref, by, reason)
         if proc.monitors:
             for ref, target in proc.monitors.items():
@@ -212,6 +211,8 @@ class Node:
     def _drop_monitor(self, ref: Ref, target: Any) -> None:
         pid = target if isinstance(target, Pid) else None
         if pid is None:
+            if self.dist is not None:
+                self.dist.demonitor_ref(ref)
             return
         p = self.local(pid)
         if p is not None and p.monitored_by is not None:
@@ -389,10 +390,25 @@ class Node:
                 proc.mailbox.clear()
                 proc.mailbox.extend(keep)
 
+    def is_remote(self, dest: Any) -> bool:
+        """Whether ``dest`` (a pid or ``(name, node)``) lives on another node."""
+        if type(dest) is Pid:
+            return dest.node is not self.name
+        if type(dest) is tuple and len(dest) == 2:
+            node = dest[1]
+            return (node.name if isinstance(node, Atom) else node) != self.name.name
+        return False
+
     def monitor(self, proc: Process, target: Any, ref: Ref | None = None) -> Ref:
         """Monitor ``target`` (a pid or a name) from ``proc`` (optionally with a given ref)."""
         if ref is None:
             ref = Ref.make(self.name, self.creation)
+        if self.dist is not None and self.is_remote(target):
+            if proc.monitors is None:
+                proc.monitors = {}
+            proc.monitors[ref] = target
+            self.dist.monitor(proc.pid, target, ref)
+            return ref
         pid = target if type(target) is Pid else self.resolve(target)
         by = target
         other = self.local(pid) if pid is not None else None

@@ -259,6 +259,9 @@ async def test_acceptor_wrong_cookie(nursery: trio.Nursery, epmd: Epmd, erl: Erl
 
     nursery.start_soon(serve)
     assert await erl.aeval(f"net_kernel:connect_node('{me}').") == "false"
+    with trio.fail_after(5):  # erl may answer before our side has finished failing
+        while not errors:
+            await trio.sleep(0.01)
     assert len(errors) == 1 and isinstance(errors[0], H.HandshakeAuthError)
     assert "cookies differ" in str(errors[0])
     assert me not in await _erl_nodes(erl, "connected")
@@ -289,6 +292,9 @@ async def test_acceptor_refuses_with_not_allowed(
 
     nursery.start_soon(serve)
     assert await erl.aeval(f"net_kernel:connect_node('{me}').") == "false"
+    with trio.fail_after(5):
+        while not errors:
+            await trio.sleep(0.01)
     assert len(errors) == 1 and errors[0].status == "not_allowed" and not errors[0].by_peer
     await reg.aclose()
     await listener.aclose()

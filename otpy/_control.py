@@ -1,0 +1,301 @@
+"""Distribution control messages, sans-IO: packets <-> typed control tuples.
+
+After the handshake every packet is either a tick (empty) or a pass-through
+message: byte 112, then the control tuple as an external term, then — for
+the message-carrying controls — the message as a second external term.
+(We advertise no atom cache, so peers never send the distribution header.)
+
+Exit reasons cross the wire as Erlang terms; `reason_to_term` and
+`term_to_reason` are the documented mapping (a Python crash becomes
+``{python_exception, Type, Message, Traceback}`` and comes back as a `Crash`
+of `RemoteError`).
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from otpy._etf import ETFDecodeError, decode_term, term_to_binary
+from otpy._reasons import (
+    Crash,
+    ExitReason,
+    Kill,
+    Killed,
+    NoConnection,
+    NoProc,
+    Normal,
+    Shutdown,
+    TermReason,
+    Timeout,
+)
+from otpy._terms import Atom, ImproperList, Pid, Ref
+
+__all__ = [
+    "ALIAS_SEND",
+    "DEMONITOR_P",
+    "EXIT",
+    "EXIT2",
+    "LINK",
+    "MONITOR_P",
+    "MONITOR_P_EXIT",
+    "PASS_THROUGH",
+    "REG_SEND",
+    "SEND",
+    "SEND_SENDER",
+    "SPAWN_REPLY",
+    "SPAWN_REQUEST",
+    "UNLINK_ID",
+    "UNLINK_ID_ACK",
+    "ControlError",
+    "RemoteError",
+    "decode_packet",
+    "encode_packet",
+    "reason_to_term",
+    "term_to_reason",
+]
+
+PASS_THROUGH = 112
+
+LINK = 1
+SEND = 2
+EXIT = 3
+UNLINK = 4
+NODE_LINK = 5
+REG_SEND = 6
+GROUP_LEADER = 7
+EXIT2 = 8
+SEND_TT = 12
+EXIT_TT = 13
+REG_SEND_TT = 16
+EXIT2_TT = 18
+MONITOR_P = 19
+DEMONITOR_P = 20
+MONITOR_P_EXIT = 21
+SEND_SENDER = 22
+SEND_SENDER_TT = 23
+SPAWN_REQUEST = 29
+SPAWN_REQUEST_TT = 30
+SPAWN_REPLY = 31
+SPAWN_REPLY_TT = 32
+UNLINK_ID = 35
+UNLINK_ID_ACK = 36
+ALIAS_SEND = 33
+ALIAS_SEND_TT = 34
+
+#: Controls followed by a message term.
+WITH_MESSAGE = frozenset(
+    {SEND, REG_SEND, SEND_TT, REG_SEND_TT, SEND_SENDER, SEND_SENDER_TT, ALIAS_SEND, ALIAS_SEND_TT,
+     SPAWN_REQUEST, SPAWN_REQUEST_TT}
+)
+#: Trace-token variants, mapped to the plain ones (the token is dropped).
+_UNTRACED = {SEND_TT: SEND, EXIT_TT: EXIT, REG_SEND_TT: REG_SEND, EXIT2_TT: EXIT2,
+             SEND_SENDER_TT: SEND_SENDER, ALIAS_SEND_TT: ALIAS_SEND,
+             SPAWN_REQUEST_TT: SPAWN_REQUEST, SPAWN_REPLY_TT: SPAWN_REPLY}
+
+_EMPTY = Atom("")
+_NORMAL = Atom("normal")
+_SHUTDOWN = Atom("shutdown")
+_KILL = Atom("kill")
+_KILLED = Atom("killed")
+_NOPROC = Atom("noproc")
+_NOCONNECTION = Atom("noconnection")
+_TIMEOUT = Atom("timeout")
+_PYEXC = Atom("python_exception")
+
+
+class ControlError(ValueError):
+    """A packet that is not a valid control message. The connection is dropped."""
+
+
+class RemoteError(Exception):
+    """An exception that crashed a process on another Python node.
+
+    Attributes:
+        type_name: the remote exception's class name.
+        message: its message.
+        remote_traceback: the formatted remote traceback.
+    """
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str = "") -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.remote_traceback = remote_traceback
+
+
+def reason_to_term(reason: ExitReason) -> Any:
+    """The Erlang term for an exit reason (see the module docs)."""
+    t = type(reason)
+    if t is Normal:
+        return _NORMAL
+    if t is Shutdown:
+        detail = reason.detail  # type: ignore[attr-defined]
+        return _SHUTDOWN if detail is None else (_SHUTDOWN, detail)
+    if t is Kill:
+        return _KILL
+    if t is Killed:
+        return _KILLED
+    if t is NoProc:
+        return _NOPROC
+    if t is NoConnection:
+        return _NOCONNECTION
+    if t is Timeout:
+        return _TIMEOUT
+    if t is Crash:
+        exc = reason.exception  # type: ignore[attr-defined]
+        if isinstance(exc, RemoteError):
+            return (_PYEXC, exc.type_name, exc.message, exc.remote_traceback)
+        tb = "".join(traceback.format_exception(exc))
+        return (_PYEXC, type(exc).__name__, str(exc), tb)
+    if t is TermReason:
+        return reason.term  # type: ignore[attr-defined]
+    return Atom(type(reason).__name__.lower())
+
+
+def term_to_reason(term: Any, node: str | None = None) -> ExitReason:
+    """The typed reason for an Erlang exit-reason term.
+
+    Args:
+        term: the decoded term.
+        node: the peer, recorded in a `NoConnection`.
+
+    Returns:
+        The `ExitReason`.
+    """
+    if type(term) is Atom:
+        if term is _NORMAL:
+            return Normal()
+        if term is _SHUTDOWN:
+            return Shutdown()
+        if term is _KILL:
+            return Kill()
+        if term is _KILLED:
+            return Killed()
+        if term is _NOPROC:
+            return NoProc()
+        if term is _NOCONNECTION:
+            return NoConnection(node)
+        if term is _TIMEOUT:
+            return Timeout()
+    elif type(term) is tuple:
+        if len(term) == 2 and term[0] is _SHUTDOWN:
+            return Shutdown(term[1])
+        if len(term) == 4 and term[0] is _PYEXC:
+            return Crash(RemoteError(*(_text(x) for x in term[1:])))
+    return TermReason(term)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def encode_packet(control: tuple[Any, ...], message: Any = None, *,
+                  has_message: bool = False) -> bytes:
+    """A pass-through packet for a control tuple (and its message).
+
+    Args:
+        control: the control tuple, e.g. ``(SEND, Atom(""), to_pid)``.
+        message: the message, for the message-carrying controls.
+        has_message: whether ``message`` is part of the packet.
+
+    Returns:
+        The packet payload (without the 4-byte length).
+    """
+    if has_message:
+        return b"p" + term_to_binary(control) + term_to_binary(message)
+    return b"p" + term_to_binary(control)
+
+
+_NO_MESSAGE = object()
+
+
+def decode_packet(packet: bytes) -> tuple[tuple[Any, ...], Any]:
+    """Split a packet into its control tuple and message.
+
+    Args:
+        packet: a non-empty packet payload.
+
+    Returns:
+        ``(control, message)``; ``message`` is None for controls without one.
+        Trace-token variants come back as the plain control (the token is
+        dropped from the tuple).
+
+    Raises:
+        ControlError: not a pass-through packet, a bad term, or a control
+            tuple of the wrong shape.
+    """
+    if not packet or packet[0] != PASS_THROUGH:
+        raise ControlError(f"unsupported distribution packet type {packet[:1]!r}")
+    try:
+        if len(packet) < 2 or packet[1] != 131:
+            raise ControlError("control term lacks the version byte 131")
+        control, pos = decode_term(packet, 2)
+        message = None
+        if type(control) is not tuple or not control or type(control[0]) is not int:
+            raise ControlError(f"bad control message {control!r}")
+        op = control[0]
+        if op in _UNTRACED:
+            op = _UNTRACED[op]
+            control = (op, *control[1:-1])
+        if op in WITH_MESSAGE:
+            if pos >= len(packet) or packet[pos] != 131:
+                raise ControlError("message term lacks the version byte 131")
+            message, pos = decode_term(packet, pos + 1)
+        if pos != len(packet):
+            raise ControlError(f"{len(packet) - pos} trailing bytes after the control message")
+    except ETFDecodeError as exc:
+        raise ControlError(f"undecodable control message: {exc}") from exc
+    _check_shape(control)
+    return control, message
+
+
+_SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
+    LINK: (Pid, Pid),
+    SEND: (object, Pid),
+    EXIT: (Pid, Pid, object),
+    UNLINK: (Pid, Pid),
+    REG_SEND: (Pid, object, Atom),
+    GROUP_LEADER: (Pid, Pid),
+    EXIT2: (Pid, Pid, object),
+    MONITOR_P: (Pid, (Pid, Atom), Ref),
+    DEMONITOR_P: (Pid, (Pid, Atom), Ref),
+    MONITOR_P_EXIT: ((Pid, Atom), Pid, Ref, object),
+    SEND_SENDER: (Pid, Pid),
+    UNLINK_ID: (int, Pid, Pid),
+    UNLINK_ID_ACK: (int, Pid, Pid),
+    ALIAS_SEND: (Pid, Ref),
+    SPAWN_REQUEST: (Ref, Pid, Pid, tuple, (list, tuple)),
+    SPAWN_REPLY: (Ref, Pid, int, (Pid, Atom)),
+}
+
+
+def _check_shape(control: tuple[Any, ...]) -> None:
+    shape = _SHAPES.get(control[0])
+    if shape is None:
+        return  # unknown or ignorable control: the runtime logs and skips it
+    args = control[1:]
+    if len(args) != len(shape) or not all(isinstance(a, s) for a, s in zip(args, shape,
+                                                                           strict=True)):
+        raise ControlError(f"malformed control message {control!r}")
+
+
+def alias_tag(ref: Ref) -> ImproperList:
+    """The call tag ``[alias | Ref]`` OTP 24+ uses so late replies are dropped."""
+    return ImproperList([_ALIAS], ref)
+
+
+_ALIAS = Atom("alias")
+
+
+def tag_alias(tag: Any) -> Ref | None:
+    """The alias in a call tag ``[alias | Ref]``, or None for a plain tag."""
+    if type(tag) is ImproperList and len(tag.items) == 1 and tag.items[0] is _ALIAS:
+        tail = tag.tail
+        return tail if type(tail) is Ref else None
+    return None
+
+
+__all__ += ["WITH_MESSAGE", "alias_tag", "tag_alias"]

@@ -1,0 +1,588 @@
+"""The distribution runtime: connections to other nodes and what crosses them.
+
+One `Distribution` per named node. It listens for connections, registers the
+node with EPMD (starting an embedded EPMD when none runs), connects on demand
+(a send, link, monitor or call to a node we are not connected to), and per
+connection runs a reader, a writer and a ticker.
+
+Sending never blocks: packets go to the connection's outbox (buffered while
+the connection is being set up) and a writer task flushes them in batches.
+
+Every link and monitor that crosses a connection is recorded on it. When the
+connection is lost — the peer closed it, the socket broke, ticks stopped
+arriving within ``net_ticktime``, or a setup failed — each of them fires with
+`NoConnection` on this side (the peer does the same on its side), `NodeDown`
+reaches `monitor_node` watchers, and the connection entry is removed so the
+next send reconnects.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import secrets
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from otpy import _control as ctl
+from otpy._control import ControlError, reason_to_term, term_to_reason
+from otpy._epmd_io import Registration, ensure_epmd, register
+from otpy._handshake import HandshakeError, HandshakeRejected, simultaneous_status, split_node
+from otpy._handshake_io import ConnectionLost, DistConnection, accept, connect_to_node
+from otpy._reasons import NOPROC, Down, ExitReason, NoConnection, NodeDown
+from otpy._terms import Atom, Pid, Ref
+
+if TYPE_CHECKING:
+    from otpy._node import Node
+    from otpy._process import Process
+
+__all__ = ["Connection", "Distribution"]
+
+logger = logging.getLogger("otpy.dist")
+_EMPTY = Atom("")
+
+
+class Connection:
+    """One connection to a peer node (possibly still being set up)."""
+
+    def __init__(self, dist: Distribution, peer: Atom) -> None:
+        self.dist = dist
+        self.peer = peer
+        self.up = False
+        self.dc: DistConnection | None = None
+        self.outbox: deque[bytes] = deque()
+        self.wake = trio.Event()
+        self.ready = trio.Event()  # set once up, or closed
+        self.scope = trio.CancelScope()
+        self.closed = False
+        # (local pid, remote pid) pairs linked across this connection
+        self.links: set[tuple[Pid, Pid]] = set()
+        # our monitors of remote processes: ref -> (local watcher, target as given)
+        self.monitors: dict[Ref, tuple[Pid, Any]] = {}
+        # the peer's monitors of our processes: ref -> (remote watcher, local pid)
+        self.remote_monitors: dict[Ref, tuple[Pid, Pid]] = {}
+        self.node_watchers: dict[Pid, int] = {}
+        self.last_recv = trio.current_time()
+        self.sent_since_tick = False
+        self.unlink_ids = itertools.count(1)
+
+    def push(self, packet: bytes) -> None:
+        """Queue a packet for the writer (never blocks)."""
+        self.outbox.append(packet)
+        self.sent_since_tick = True
+        if not self.wake.is_set():
+            self.wake.set()
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.peer.name} {'up' if self.up else 'setting up'}>"
+
+
+class Distribution:
+    """The distribution layer of one node. Created by `otpy.open_node(node=...)`."""
+
+    def __init__(
+        self,
+        node: Node,
+        name: str,
+        cookie: str,
+        *,
+        hidden: bool = False,
+        net_ticktime: float = 60.0,
+        epmd_port: int | None = None,
+        listen_host: str = "0.0.0.0",
+        connect_timeout: float = 7.0,
+        rpc_allow: Any = (),
+    ) -> None:
+        if "@" not in name:
+            raise ValueError(f"a node name is 'name@host', not {name!r}")
+        self.node = node
+        self.name = name
+        self.alive_name, self.host = split_node(name)
+        self.cookie = cookie
+        self.hidden = hidden
+        self.net_ticktime = net_ticktime
+        self.epmd_port = epmd_port
+        self.listen_host = listen_host
+        self.connect_timeout = connect_timeout
+        self.rpc_allow = rpc_allow
+        self.conns: dict[Atom, Connection] = {}
+        self.aliases: dict[Ref, Process] = {}
+        self.registration: Registration | None = None
+        self.port = 0
+        self.nursery: trio.Nursery | None = None
+
+    # ---------------------------------------------------------------- start
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Listen, make sure EPMD runs, register. Sets the node's creation.
+
+        Args:
+            nursery: where the listener and connection tasks run.
+        """
+        self.nursery = nursery
+        listeners = await trio.open_tcp_listeners(0, host=self.listen_host)
+        self.port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(self._accept_loop, listeners)
+        await ensure_epmd(nursery, self.epmd_port)
+        self.registration = await register(
+            self.alive_name, self.port, hidden=self.hidden, epmd_port=self.epmd_port
+        )
+        logger.info("node %s listening on port %d (creation %d)", self.name, self.port,
+                    self.registration.creation)
+
+    async def stop(self) -> None:
+        """Drop every connection and unregister from EPMD."""
+        for conn in list(self.conns.values()):
+            self._drop(conn, "node stopping")
+        if self.registration is not None:
+            await self.registration.aclose()
+
+    @property
+    def creation(self) -> int:
+        """The creation EPMD gave this incarnation of the node."""
+        return self.registration.creation if self.registration else 0
+
+    # ------------------------------------------------------------ connecting
+
+    def connected_nodes(self) -> list[str]:
+        """Names of the nodes with an established connection."""
+        return [c.peer.name for c in self.conns.values() if c.up]
+
+    def _conn(self, peer: Atom) -> Connection:
+        conn = self.conns.get(peer)
+        if conn is None:
+            conn = self.conns[peer] = Connection(self, peer)
+            assert self.nursery is not None
+            self.nursery.start_soon(self._connect, conn)
+        return conn
+
+    async def connect(self, peer: str) -> bool:
+        """Connect to ``peer`` (if not already connected).
+
+        Returns:
+            True once connected, False if the connection could not be made.
+        """
+        if peer == self.name:
+            return True
+        conn = self._conn(Atom(peer))
+        await conn.ready.wait()
+        return conn.up
+
+    def disconnect(self, peer: str) -> bool:
+        """Drop the connection to ``peer``.
+
+        Returns:
+            True if there was one.
+        """
+        conn = self.conns.get(Atom(peer))
+        if conn is None:
+            return False
+        self._drop(conn, "disconnected")
+        return True
+
+    async def _connect(self, conn: Connection) -> None:
+        try:
+            dc = await connect_to_node(
+                conn.peer.name,
+                this_node=self.name,
+                cookie=self.cookie,
+                creation=self.creation,
+                hidden=self.hidden,
+                epmd_port=self.epmd_port,
+                timeout=self.connect_timeout,
+            )
+        except Exception as exc:
+            if isinstance(exc, HandshakeRejected) and exc.status == "nok":
+                # Simultaneous connect that the peer won: its connection to us
+                # takes over this entry (see _accepted).
+                with trio.move_on_after(self.connect_timeout):
+                    await conn.ready.wait()
+            if not conn.up and not conn.closed and self.conns.get(conn.peer) is conn:
+                logger.warning("cannot connect to %s: %s", conn.peer.name, exc)
+                self._drop(conn, f"connect failed: {exc}")
+            return
+        if conn.closed or self.conns.get(conn.peer) is not conn:
+            await trio.aclose_forcefully(dc.stream)
+            return
+        await self._run_connection(conn, dc)
+
+    async def _accept_loop(self, listeners: list[trio.SocketListener]) -> None:
+        async with trio.open_nursery() as nursery:
+            for listener in listeners:
+                nursery.start_soon(trio.serve_listeners, self._accepted, [listener])
+
+    async def _accepted(self, stream: trio.SocketStream) -> None:
+        def decide(peer: str, flags: int) -> str:
+            existing = self.conns.get(Atom(peer))
+            if existing is None:
+                return "ok"
+            if existing.up:
+                return "alive"
+            return simultaneous_status(self.name, peer)
+
+        try:
+            dc = await accept(stream, this_node=self.name, cookie=self.cookie,
+                              creation=self.creation, hidden=self.hidden,
+                              timeout=self.connect_timeout, decide_status=decide)
+        except HandshakeError as exc:
+            logger.warning("refused a distribution connection: %s", exc)
+            return
+        peer = Atom(dc.peer_node)
+        old = self.conns.get(peer)
+        if old is not None:
+            # "alive" (a stale connection) or a simultaneous connect we lost:
+            # the accepted connection replaces ours, keeping what was queued.
+            if old.up:
+                self._drop(old, "replaced by a new connection")
+                conn = self.conns[peer] = Connection(self, peer)
+            else:
+                conn = old
+        else:
+            conn = self.conns[peer] = Connection(self, peer)
+        await self._run_connection(conn, dc)
+
+    async def _run_connection(self, conn: Connection, dc: DistConnection) -> None:
+        conn.dc = dc
+        conn.up = True
+        conn.last_recv = trio.current_time()
+        conn.wake.set()
+        conn.ready.set()
+        logger.info("connected to %s", conn.peer.name)
+        reason = "connection closed"
+        with conn.scope:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, conn)
+                    nursery.start_soon(self._ticker, conn)
+                    await self._reader(conn)
+            except* ConnectionLost as group:
+                reason = str(group.exceptions[0])
+            except* ControlError as group:
+                logger.error("bad data from %s, dropping the connection: %s", conn.peer.name,
+                             group.exceptions[0])
+                reason = f"protocol error: {group.exceptions[0]}"
+            except* Exception as group:  # a bug must not take the node down
+                logger.error("connection to %s failed", conn.peer.name,
+                             exc_info=group.exceptions[0])
+                reason = f"internal error: {group.exceptions[0]!r}"
+        self._drop(conn, reason)
+        await trio.aclose_forcefully(dc.stream)
+
+    # ------------------------------------------------------------- the wire
+
+    async def _writer(self, conn: Connection) -> None:
+        dc = conn.dc
+        assert dc is not None
+        stream = dc.stream
+        box = conn.outbox
+        while True:
+            if not box:
+                conn.wake = trio.Event()
+                await conn.wake.wait()
+                continue
+            parts = []
+            size = 0
+            while box and size < 1 << 20:
+                p = box.popleft()
+                parts.append(len(p).to_bytes(4, "big"))
+                parts.append(p)
+                size += len(p)
+            try:
+                await stream.send_all(b"".join(parts))
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise ConnectionLost(f"connection to {conn.peer.name} broke: {exc}") from exc
+
+    async def _ticker(self, conn: Connection) -> None:
+        interval = self.net_ticktime / 4
+        while True:
+            await trio.sleep(interval)
+            if trio.current_time() - conn.last_recv > self.net_ticktime:
+                raise ConnectionLost(
+                    f"{conn.peer.name} sent nothing for {self.net_ticktime} s (net tick timeout)")
+            if not conn.sent_since_tick:
+                conn.push(b"")
+            conn.sent_since_tick = False
+
+    async def _reader(self, conn: Connection) -> None:
+        dc = conn.dc
+        assert dc is not None
+        while True:
+            packet = await dc.receive_packet()
+            conn.last_recv = trio.current_time()
+            if not packet:
+                continue
+            control, message = ctl.decode_packet(packet)
+            self._dispatch(conn, control, message)
+
+    def _dispatch(self, conn: Connection, control: tuple[Any, ...], message: Any) -> None:
+        node = self.node
+        op = control[0]
+        if op == ctl.SEND or op == ctl.SEND_SENDER:
+            self._deliver(control[2], message)  # SEND {2, _, To}; SEND_SENDER {22, From, To}
+        elif op == ctl.REG_SEND:
+            pid = node.names.get(control[3].name)
+            if pid is not None:
+                self._deliver(pid, message)
+        elif op == ctl.ALIAS_SEND:
+            alias = control[2]
+            proc = self.aliases.get(alias)
+            if proc is not None and proc.alive:
+                if type(message) is tuple and len(message) == 2 and ctl.tag_alias(
+                        message[0]) == alias:
+                    message = (alias, message[1])  # a gen reply: as a local one
+                proc.deliver(message)
+        elif op == ctl.LINK:
+            remote, local = control[1], control[2]
+            proc = node.local(local)
+            if proc is None:
+                conn.push(ctl.encode_packet((ctl.EXIT, local, remote, reason_to_term(NOPROC))))
+                return
+            if proc.links is None:
+                proc.links = set()
+            proc.links.add(remote)
+            conn.links.add((local, remote))
+        elif op == ctl.EXIT:
+            remote, local, reason = control[1], control[2], control[3]
+            conn.links.discard((local, remote))
+            node.signal_exit(local, remote, term_to_reason(reason, conn.peer.name), link=True)
+        elif op == ctl.EXIT2:
+            remote, local, reason = control[1], control[2], control[3]
+            node.signal_exit(local, remote, term_to_reason(reason, conn.peer.name), link=False)
+        elif op in (ctl.UNLINK_ID, ctl.UNLINK):
+            if op == ctl.UNLINK_ID:
+                uid, remote, local = control[1], control[2], control[3]
+            else:
+                uid, remote, local = None, control[1], control[2]
+            conn.links.discard((local, remote))
+            proc = node.local(local)
+            if proc is not None and proc.links is not None:
+                proc.links.discard(remote)
+            if uid is not None:
+                conn.push(ctl.encode_packet((ctl.UNLINK_ID_ACK, uid, local, remote)))
+        elif op == ctl.MONITOR_P:
+            watcher, target, ref = control[1], control[2], control[3]
+            pid = node.names.get(target.name) if type(target) is Atom else target
+            proc = node.local(pid) if pid is not None else None
+            if proc is None:
+                conn.push(ctl.encode_packet(
+                    (ctl.MONITOR_P_EXIT, target, watcher, ref, reason_to_term(NOPROC))))
+                return
+            if proc.monitored_by is None:
+                proc.monitored_by = {}
+            proc.monitored_by[ref] = (watcher, target)
+            conn.remote_monitors[ref] = (watcher, proc.pid)
+        elif op == ctl.DEMONITOR_P:
+            ref = control[3]
+            entry = conn.remote_monitors.pop(ref, None)
+            if entry is not None:
+                proc = node.local(entry[1])
+                if proc is not None and proc.monitored_by is not None:
+                    proc.monitored_by.pop(ref, None)
+        elif op == ctl.MONITOR_P_EXIT:
+            ref, reason = control[3], control[4]
+            mon = conn.monitors.pop(ref, None)
+            if mon is None:
+                return
+            watcher, target = mon
+            proc = node.local(watcher)
+            if proc is not None:
+                if proc.monitors is not None:
+                    proc.monitors.pop(ref, None)
+                proc.deliver(Down(ref, target, term_to_reason(reason, conn.peer.name)))
+        elif op == ctl.SPAWN_REQUEST:
+            self._spawn_request(conn, control, message)
+        elif op == ctl.UNLINK_ID_ACK or op == ctl.GROUP_LEADER or op == ctl.NODE_LINK:
+            pass
+        else:
+            logger.info("ignoring control message %r from %s", control[:1], conn.peer.name)
+
+    def _spawn_request(self, conn: Connection, control: tuple[Any, ...], args: Any) -> None:
+        """SPAWN_REQUEST: what ``erpc`` (so ``rpc:call``) and ``spawn/4`` send."""
+        from otpy.rpc import spawn_target
+
+        req_id, frm, _group_leader, mfa, opts = control[1:6]
+        node = self.node
+        target = spawn_target(self.rpc_allow, mfa, args)
+        if isinstance(target, Atom):
+            conn.push(ctl.encode_packet((ctl.SPAWN_REPLY, req_id, frm, 0, target)))
+            return
+        fn, fn_args = target
+        opts = list(opts) if isinstance(opts, list | tuple) else []
+        link = Atom("link") in opts
+        monitor = Atom("monitor") in opts
+        pid, _ = node.spawn(fn, fn_args, parent=None)
+        proc = node.local(pid)
+        assert proc is not None
+        flags = 0
+        if link:
+            proc.links = {frm}
+            conn.links.add((pid, frm))
+            flags |= 1
+        if monitor:
+            proc.monitored_by = {req_id: (frm, pid)}
+            conn.remote_monitors[req_id] = (frm, pid)
+            flags |= 2
+        conn.push(ctl.encode_packet((ctl.SPAWN_REPLY, req_id, frm, flags, pid)))
+
+    def _deliver(self, to: Any, message: Any) -> None:
+        if type(to) is not Pid:
+            return
+        proc = self.node.local(to)
+        if proc is not None:
+            proc.deliver(message)
+
+    # -------------------------------------------------------- loss of a peer
+
+    def _drop(self, conn: Connection, why: str) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        if self.conns.get(conn.peer) is conn:
+            del self.conns[conn.peer]
+        conn.scope.cancel()
+        conn.wake.set()
+        conn.ready.set()
+        peer = conn.peer.name
+        if conn.up:
+            logger.warning("connection to %s lost: %s", peer, why)
+        node = self.node
+        reason = NoConnection(peer)
+        for local, remote in conn.links:
+            node.signal_exit(local, remote, reason, link=True)
+        for ref, (watcher, target) in conn.monitors.items():
+            proc = node.local(watcher)
+            if proc is not None:
+                if proc.monitors is not None:
+                    proc.monitors.pop(ref, None)
+                proc.deliver(Down(ref, target, reason))
+        for ref, (_, local) in conn.remote_monitors.items():
+            proc = node.local(local)
+            if proc is not None and proc.monitored_by is not None:
+                proc.monitored_by.pop(ref, None)
+        for watcher in conn.node_watchers:
+            proc = node.local(watcher)
+            if proc is not None:
+                proc.deliver(NodeDown(peer))
+        conn.links.clear()
+        conn.monitors.clear()
+        conn.remote_monitors.clear()
+        conn.outbox.clear()
+
+    # ------------------------------------------------------ the node's hooks
+
+    def send(self, pid: Pid, message: Any) -> None:
+        """Send to a remote pid (queued; connects if needed)."""
+        self._conn(pid.node).push(
+            ctl.encode_packet((ctl.SEND, _EMPTY, pid), message, has_message=True))
+
+    def send_named(self, name: Any, node: Any, message: Any, sender: Pid | None = None) -> None:
+        """Send to ``{name, node}`` on a remote node."""
+        peer = node if type(node) is Atom else Atom(str(node))
+        atom = name if type(name) is Atom else Atom(str(name))
+        frm = sender if sender is not None else self.node.init_pid
+        self._conn(peer).push(
+            ctl.encode_packet((ctl.REG_SEND, frm, _EMPTY, atom), message, has_message=True))
+
+    def alias_send(self, sender: Pid, to: Pid, alias: Ref, message: Any) -> None:
+        """Send to a process alias on ``to``'s node (gen replies with alias tags)."""
+        self._conn(to.node).push(
+            ctl.encode_packet((ctl.ALIAS_SEND, sender, alias), message, has_message=True))
+
+    def send_exit(self, target: Pid, sender: Pid, reason: ExitReason, link: bool) -> None:
+        """An exit signal to a remote process (a link exit, or `exit/2`)."""
+        conn = self.conns.get(target.node)
+        if link:
+            if conn is None or (sender, target) not in conn.links:
+                return
+            conn.links.discard((sender, target))
+            conn.push(ctl.encode_packet((ctl.EXIT, sender, target, reason_to_term(reason))))
+        else:
+            self._conn(target.node).push(
+                ctl.encode_packet((ctl.EXIT2, sender, target, reason_to_term(reason))))
+
+    def link(self, local: Pid, remote: Pid) -> None:
+        """Link a local process to a remote one."""
+        conn = self._conn(remote.node)
+        conn.links.add((local, remote))
+        conn.push(ctl.encode_packet((ctl.LINK, local, remote)))
+
+    def unlink(self, local: Pid, remote: Pid) -> None:
+        """Remove a link to a remote process."""
+        conn = self.conns.get(remote.node)
+        if conn is None:
+            return
+        conn.links.discard((local, remote))
+        conn.push(ctl.encode_packet((ctl.UNLINK_ID, next(conn.unlink_ids), local, remote)))
+
+    def monitor(self, watcher: Pid, target: Any, ref: Ref) -> None:
+        """Monitor a remote pid or ``(name, node)``."""
+        to: Any
+        if type(target) is Pid:
+            peer, to = target.node, target
+        else:
+            name, node = target
+            peer = node if type(node) is Atom else Atom(str(node))
+            to = name if type(name) is Atom else Atom(str(name))
+        conn = self._conn(peer)
+        conn.monitors[ref] = (watcher, target)
+        conn.push(ctl.encode_packet((ctl.MONITOR_P, watcher, to, ref)))
+
+    def demonitor(self, target: Pid, ref: Ref) -> None:
+        """Remove our monitor of a remote process."""
+        conn = self.conns.get(target.node)
+        mon = conn.monitors.pop(ref, None) if conn is not None else None
+        if conn is None or mon is None:
+            return
+        conn.push(ctl.encode_packet((ctl.DEMONITOR_P, mon[0], target, ref)))
+
+    def demonitor_ref(self, ref: Ref) -> None:
+        """Remove our monitor with ``ref`` on whichever connection holds it."""
+        for conn in self.conns.values():
+            mon = conn.monitors.pop(ref, None)
+            if mon is not None:
+                watcher, target = mon
+                to = target if type(target) is Pid else Atom(str(target[0]))
+                conn.push(ctl.encode_packet((ctl.DEMONITOR_P, watcher, to, ref)))
+                return
+
+    def send_down(self, watcher: Pid, ref: Ref, by: Any, reason: ExitReason) -> None:
+        """Tell a remote watcher that a local process it monitors exited."""
+        conn = self.conns.get(watcher.node)
+        if conn is None or conn.remote_monitors.pop(ref, None) is None:
+            return
+        conn.push(ctl.encode_packet((ctl.MONITOR_P_EXIT, by, watcher, ref,
+                                     reason_to_term(reason))))
+
+    def monitor_node(self, proc: Process, name: str, flag: bool) -> None:
+        """`monitor_node`: `NodeDown(name)` when the connection is lost."""
+        peer = Atom(name)
+        if not flag:
+            conn = self.conns.get(peer)
+            if conn is not None:
+                conn.node_watchers.pop(proc.pid, None)
+            return
+        conn = self._conn(peer)
+        conn.node_watchers[proc.pid] = conn.node_watchers.get(proc.pid, 0) + 1
+
+
+def default_cookie() -> str:
+    """The cookie when none is given: ``$OTPY_COOKIE``, else ``~/.erlang.cookie``
+    (created like erl does, 20 random capitals, mode 0400, if missing)."""
+    env = os.environ.get("OTPY_COOKIE")
+    if env:
+        return env
+    path = Path.home() / ".erlang.cookie"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        cookie = "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(20))
+        path.write_text(cookie)
+        path.chmod(0o400)
+        return cookie
+
+
+__all__ += ["default_cookie"]

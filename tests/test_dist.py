@@ -1,0 +1,353 @@
+"""Distribution across real OS processes: Python<->Python and Python<->erl.
+
+The test process is itself a distributed node (``open_node(node=...)``); its
+peers are separate processes: ``tests/_py_node.py`` and real ``erl`` nodes,
+all registered with a private ``epmd`` on a free port.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from _dist_erl import Epmd, ErlNode, unique
+
+import otpy
+from otpy import Atom, Down, Exit
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "dist-test-cookie"
+TICK = 1.0  # net tick time used by every node in these tests
+
+
+class PyNode:
+    """``tests/_py_node.py`` in its own OS process."""
+
+    def __init__(self, epmd_port: int, cookie: str = COOKIE) -> None:
+        self.name = f"{unique('py')}@localhost"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "_py_node.py"), self.name, cookie, str(epmd_port),
+             str(TICK)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=HERE, env=dict(os.environ, PYTHONPATH=str(HERE)),
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 20
+        for raw in self.proc.stdout:
+            if raw.startswith(b"@@READY"):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("peer node did not start")
+        else:
+            raise RuntimeError("peer node exited before it was ready")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                if self.proc.stdin is not None:
+                    self.proc.stdin.close()
+                self.proc.wait(5)
+            except (subprocess.TimeoutExpired, OSError):
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def epmd() -> Iterator[Epmd]:
+    server = Epmd()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def py_peer(epmd: Epmd) -> Iterator[PyNode]:
+    peer = PyNode(epmd.port)
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def erl_peer(epmd: Epmd) -> Iterator[ErlNode]:
+    node = ErlNode(f"{unique('erl')}@localhost", COOKIE, epmd.port,
+                   extra_args=("-kernel", "net_ticktime", str(int(TICK * 4))))
+    yield node
+    node.stop()
+
+
+def our_node(epmd: Epmd, **kw: Any) -> Any:
+    kw.setdefault("net_ticktime", TICK)
+    return otpy.open_node(node=f"{unique('test')}@localhost", cookie=kw.pop("cookie", COOKIE),
+                          epmd_port=epmd.port, rpc_allow=["json:dumps", "operator:*"], **kw)
+
+
+class Local(otpy.GenServer):
+    async def handle_call(self, request: Any, caller: Any) -> Any:
+        return ("local", request)
+
+
+async def wait_for(pred: Any, timeout: float = 5.0) -> Any:
+    with trio.fail_after(timeout):
+        while not (value := await pred()):
+            await trio.sleep(0.05)
+    return value
+
+
+# ---------------------------------------------------------- Python <-> Python
+
+
+async def test_py_send_call_both_ways_and_rpc(epmd: Epmd, py_peer: PyNode) -> None:
+    async with our_node(epmd):
+        peer = py_peer.name
+        assert await otpy.connect(peer) is True
+        assert peer in otpy.nodes()
+        reply = await otpy.call(("echo", peer), {"k": [1, 2.5, (Atom("a"), "s")]})
+        assert reply == ("echo", {"k": [1, 2.5, (Atom("a"), "s")]}, peer)
+        # the other way: the peer calls a server on our node
+        await Local.start(name="local")
+        assert await otpy.rpc.call(peer, "_py_node", "call_back", [otpy.node(), "local", 7]) \
+            == ("local", 7)
+        # rpc to allowed functions, sync and async; refused and failing ones
+        assert await otpy.rpc.call(peer, "_py_node", "add", [2, 3]) == 5
+        assert await otpy.rpc.call(peer, "_py_node", "slow_add", [2, 3]) == 5
+        with pytest.raises(otpy.rpc.RPCError) as info:
+            await otpy.rpc.call(peer, "os", "getcwd", [])
+        assert info.value.reason == (Atom("EXIT"), (Atom("not_allowed"), Atom("os"),
+                                                    Atom("getcwd")))
+        with pytest.raises(otpy.rpc.RPCError) as info:
+            await otpy.rpc.call(peer, "_py_node", "fail", [])
+        assert "failed on purpose" in str(info.value.reason)
+        # a remote crash inside handle_call: typed, at once
+        with pytest.raises(otpy.CallError) as cinfo:
+            await otpy.call(("echo", peer), "crash")
+        assert isinstance(cinfo.value.reason, otpy.Crash)
+        assert "echo crashed" in str(cinfo.value.reason.exception)
+        # a call to a name nobody holds there
+        with pytest.raises(otpy.CallError) as cinfo:
+            await otpy.call(("nobody", peer), 1)
+        assert cinfo.value.reason == otpy.NoProc()
+
+
+async def test_py_links_and_monitors_across_nodes(epmd: Epmd, py_peer: PyNode) -> None:
+    async with our_node(epmd):
+        peer = py_peer.name
+        otpy.trap_exits(True)
+        otpy.send(("looper", peer), ("link", otpy.self()))
+        _, looper = await otpy.receive(lambda m: m[0] == "linked", timeout=5)
+        ref = otpy.monitor(looper)
+        otpy.send(looper, ("exit", Atom("boom")))
+        assert await otpy.receive(Exit, timeout=5) == Exit(looper, otpy.TermReason(Atom("boom")))
+        down = await otpy.receive(Down, timeout=5)
+        assert down.ref == ref and down.reason == otpy.TermReason(Atom("boom"))
+        # monitoring something already dead over there: noproc
+        ref = otpy.monitor(looper)
+        assert (await otpy.receive(Down, timeout=5)).reason == otpy.NoProc()
+
+
+async def test_py_remote_side_sees_our_exit_and_noconnection(epmd: Epmd,
+                                                             py_peer: PyNode) -> None:
+    async with our_node(epmd):
+        peer = py_peer.name
+        me = otpy.self()
+
+        async def partner() -> None:
+            otpy.send(("looper", peer), ("link", otpy.self()))
+            otpy.send(me, await otpy.receive())
+            await otpy.receive()  # until killed
+
+        p = otpy.spawn(partner)
+        _, _looper = await otpy.receive(timeout=5)
+        otpy.exit(p, otpy.Shutdown("bye"))
+        await wait_for(lambda: _events_are(peer, [["exit", "Shutdown"]]))
+
+        # now a link and a monitor from there to here, then the connection drops
+        otpy.send(("looper", peer), ("link", otpy.self()))
+        await otpy.receive(timeout=5)
+        otpy.send(("looper", peer), ("monitor", otpy.self()))
+        await otpy.receive(timeout=5)
+        otpy.trap_exits(True)
+        assert otpy.disconnect(peer) is True
+        msg = await otpy.receive(Exit, timeout=5)
+        assert isinstance(msg.reason, otpy.NoConnection)
+        assert peer not in otpy.nodes()
+        # the next request reconnects, and the peer saw noconnection on its side
+        expected = [["exit", "Shutdown"], ["exit", "NoConnection"], ["down", "NoConnection"]]
+        await wait_for(lambda: _events_are(peer, expected))
+
+
+async def _events_are(peer: str, expected: list[Any]) -> bool:
+    got = await otpy.rpc.call(peer, "_py_node", "events", [], timeout=5)
+    return [list(e) for e in got] == expected
+
+
+async def test_py_kill_9_gives_noconnection_at_once(epmd: Epmd, py_peer: PyNode) -> None:
+    async with our_node(epmd):
+        peer = py_peer.name
+        otpy.trap_exits(True)
+        otpy.send(("looper", peer), ("link", otpy.self()))
+        _, looper = await otpy.receive(timeout=5)
+        ref = otpy.monitor(("echo", peer))
+        otpy.monitor_node(peer)
+        t0 = time.monotonic()
+        py_peer.proc.send_signal(signal.SIGKILL)
+        exit_msg = await otpy.receive(Exit, timeout=TICK * 2)
+        down = await otpy.receive(Down, timeout=1)
+        node_down = await otpy.receive(otpy.NodeDown, timeout=1)
+        assert time.monotonic() - t0 < TICK * 1.5
+        assert exit_msg.pid == looper and isinstance(exit_msg.reason, otpy.NoConnection)
+        assert down.ref == ref and down.pid == ("echo", peer)
+        assert isinstance(down.reason, otpy.NoConnection)
+        assert node_down == otpy.NodeDown(peer)
+        assert peer not in otpy.nodes()
+        # a call to a dead node fails with a typed reason, not a hang
+        with pytest.raises(otpy.CallError) as info:
+            await otpy.call(("echo", peer), 1, timeout=10)
+        assert isinstance(info.value.reason, otpy.NoConnection)
+
+
+async def test_py_silent_peer_is_dropped_within_the_tick_time(epmd: Epmd,
+                                                              py_peer: PyNode) -> None:
+    async with our_node(epmd):
+        peer = py_peer.name
+        ref = otpy.monitor(("echo", peer))
+        assert await otpy.call(("echo", peer), 1)
+        py_peer.proc.send_signal(signal.SIGSTOP)  # no FIN, no ticks: only the timeout
+        try:
+            t0 = time.monotonic()
+            down = await otpy.receive(Down, timeout=TICK * 3)
+            elapsed = time.monotonic() - t0
+        finally:
+            py_peer.proc.send_signal(signal.SIGCONT)
+        assert down.ref == ref and isinstance(down.reason, otpy.NoConnection)
+        assert TICK * 0.7 <= elapsed <= TICK * 1.6
+
+
+async def test_wrong_cookie_is_refused(epmd: Epmd, py_peer: PyNode,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    async with our_node(epmd, cookie="not-the-cookie"):
+        assert await otpy.connect(py_peer.name) is False
+        assert otpy.nodes() == []
+        assert "cannot connect" in caplog.text
+        assert "not-the-cookie" not in caplog.text  # never logged
+
+
+async def test_connect_to_missing_node_is_false(epmd: Epmd) -> None:
+    async with our_node(epmd):
+        with trio.fail_after(10):
+            assert await otpy.connect("nobody@localhost") is False
+
+
+# ---------------------------------------------------------------- Python <-> erl
+
+
+async def test_erl_calls_and_rpc_both_ways(epmd: Epmd, erl_peer: ErlNode) -> None:
+    async with our_node(epmd):
+        erl = erl_peer.node
+        await Local.start(name="local")
+        me = otpy.node()
+        # erl -> Python: ping, gen_server:call, rpc:call
+        assert await erl_peer.aeval(f"net_adm:ping('{me}').") == "pong"
+        assert await erl_peer.aeval(
+            f"gen_server:call({{local, '{me}'}}, {{hi, <<\"there\">>, 1.5}})"
+            " =:= {<<\"local\">>, {hi, <<\"there\">>, 1.5}}.") == "true"
+        assert await erl_peer.aeval(
+            f"rpc:call('{me}', json, dumps, [[1,2]]) =:= <<\"[1, 2]\">>.") == "true"
+        assert await erl_peer.aeval(f"rpc:call('{me}', operator, add, [40, 2]).") == "42"
+        refused = await erl_peer.aeval(f"rpc:call('{me}', os, getcwd, []).")
+        assert refused == "{badrpc,{'EXIT',{not_allowed,os,getcwd}}}"
+        # Python -> erl: rpc and a gen_server (erl's own global_name_server answers calls)
+        assert await otpy.rpc.call(erl, "lists", "seq", [1, 4]) == [1, 2, 3, 4]
+        assert await otpy.rpc.call(erl, "erlang", "node", []) == Atom(erl)
+        await erl_peer.aeval(
+            "Srv = spawn(fun Loop() -> receive {'$gen_call', From, Req} -> "
+            "gen_server:reply(From, {erl, Req}), Loop() end end), register(srv, Srv).")
+        assert await otpy.call(("srv", erl), Atom("x")) == (Atom("erl"), Atom("x"))
+
+
+async def test_erl_late_reply_is_dropped(epmd: Epmd, erl_peer: ErlNode) -> None:
+    async with our_node(epmd):
+        erl = erl_peer.node
+        await erl_peer.aeval(
+            "Slow = spawn(fun Loop() -> receive {'$gen_call', From, Req} -> timer:sleep(500),"
+            " gen_server:reply(From, Req), Loop() end end), register(slow, Slow).")
+        with pytest.raises(otpy.CallError) as info:
+            await otpy.call(("slow", erl), 1, timeout=0.1)
+        assert info.value.reason == otpy.Timeout()
+        await trio.sleep(0.8)
+        with pytest.raises(otpy.Timeout):
+            await otpy.receive(timeout=0)
+        assert await otpy.call(("slow", erl), 2, timeout=5) == 2
+
+
+async def test_erl_links_both_ways_and_kill(epmd: Epmd, erl_peer: ErlNode) -> None:
+    async with our_node(epmd):
+        erl = erl_peer.node
+        otpy.trap_exits(True)
+        me = otpy.self()
+        otpy.register("me")
+        await erl_peer.aeval(
+            f"P = spawn(fun() -> process_flag(trap_exit, true), link(receive {{link, X}} -> X end),"
+            f" {{me, '{otpy.node()}'}} ! {{ready, self()}},"
+            f" receive M -> {{me, '{otpy.node()}'}} ! {{erl_saw, M}} end end), register(p, P).")
+        otpy.send(("p", erl), (Atom("link"), me))
+        _, erl_pid = await otpy.receive(lambda m: m[0] == Atom("ready"), timeout=5)
+        # our side exits its link partner by exit/2 with a reason: erl traps it
+        otpy.exit(erl_pid, otpy.Shutdown("from python"))
+        saw = await otpy.receive(lambda m: m[0] == Atom("erl_saw"), timeout=5)
+        assert saw[1] == (Atom("EXIT"), me, (Atom("shutdown"), "from python"))
+        assert (await otpy.receive(Exit, timeout=5)).reason == otpy.Normal()
+        # erl kills a linked non-trapping Python process: it dies with killed
+        victim, ref = otpy.spawn_monitor(otpy.receive)
+        await erl_peer.aeval(f"exit(binary_to_term({list(otpy_term(victim))!r}), kill).".replace(
+            "[", "<<").replace("]", ">>"))
+        down = await otpy.receive(Down, timeout=5)
+        assert down.ref == ref and down.reason == otpy.Killed()
+
+
+def otpy_term(value: Any) -> bytes:
+    from otpy._etf import term_to_binary
+
+    return term_to_binary(value)
+
+
+async def test_erl_kill_9_gives_noconnection_both_ways(epmd: Epmd, erl_peer: ErlNode) -> None:
+    async with our_node(epmd):
+        erl = erl_peer.node
+        otpy.trap_exits(True)
+        assert await otpy.connect(erl)
+        ref = otpy.monitor(("kernel_sup", erl))
+        t0 = time.monotonic()
+        erl_peer.proc.send_signal(signal.SIGKILL)
+        down = await otpy.receive(Down, timeout=TICK * 2)
+        assert down.ref == ref and isinstance(down.reason, otpy.NoConnection)
+        assert time.monotonic() - t0 < TICK * 1.5
+        assert erl not in otpy.nodes()
+
+
+async def test_erl_sees_noconnection_when_we_disconnect(epmd: Epmd, erl_peer: ErlNode) -> None:
+    async with our_node(epmd):
+        erl = erl_peer.node
+        await erl_peer.aeval(
+            "Self = self(), W = spawn(fun() -> process_flag(trap_exit, true),"
+            " link(receive {link, P} -> P end), Self ! linked,"
+            " receive M -> Self ! {got, M} end end), register(w, W).")
+        otpy.send(("w", erl), (Atom("link"), otpy.self()))
+        assert await erl_peer.aeval("receive linked -> ok after 5000 -> none end.") == "ok"
+        otpy.trap_exits(True)  # the link fires here too: both sides see noconnection
+        otpy.disconnect(erl)
+        assert isinstance((await otpy.receive(Exit, timeout=5)).reason, otpy.NoConnection)
+        got = await erl_peer.aeval("receive {got, M} -> M after 5000 -> none end.")
+        assert got.startswith("{'EXIT',") and got.endswith(",noconnection}")
+
+
+async def _connected(node: str) -> bool:
+    return node in otpy.nodes()
