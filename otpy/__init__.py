@@ -70,6 +70,7 @@ from otpy._registry import Global, Registry, Via
 from otpy._supervisor import ChildInfo, ChildSpec, Supervisor, SupervisorError
 from otpy._task import Task, TaskError, TaskSupervisor
 from otpy._terms import Atom, ImproperList, Pid, Port, Ref
+from otpy._tls import TLSConfig
 
 __all__ = [
     "Atom",
@@ -106,6 +107,7 @@ __all__ = [
     "Stop",
     "Supervisor",
     "SupervisorError",
+    "TLSConfig",
     "Task",
     "TaskError",
     "TaskSupervisor",

@@ -22,6 +22,7 @@ import itertools
 import logging
 import os
 import secrets
+import ssl
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,10 +32,12 @@ import trio
 from otpy import _control as ctl
 from otpy._control import ControlError, reason_to_term, term_to_reason
 from otpy._epmd_io import Registration, ensure_epmd, register
+from otpy._global import GlobalNames
 from otpy._handshake import HandshakeError, HandshakeRejected, simultaneous_status, split_node
 from otpy._handshake_io import ConnectionLost, DistConnection, accept, connect_to_node
 from otpy._reasons import NOPROC, Down, ExitReason, NoConnection, NodeDown
 from otpy._terms import Atom, Pid, Ref
+from otpy._tls import TLSConfig
 
 if TYPE_CHECKING:
     from otpy._node import Node
@@ -96,6 +99,7 @@ class Distribution:
         listen_host: str = "0.0.0.0",
         connect_timeout: float = 7.0,
         rpc_allow: Any = (),
+        tls: TLSConfig | None = None,
     ) -> None:
         if "@" not in name:
             raise ValueError(f"a node name is 'name@host', not {name!r}")
@@ -109,11 +113,14 @@ class Distribution:
         self.listen_host = listen_host
         self.connect_timeout = connect_timeout
         self.rpc_allow = rpc_allow
+        self.tls_server = tls.server_context() if tls is not None else None
+        self.tls_client = tls.client_context() if tls is not None else None
         self.conns: dict[Atom, Connection] = {}
         self.aliases: dict[Ref, Process] = {}
         self.registration: Registration | None = None
         self.port = 0
         self.nursery: trio.Nursery | None = None
+        self.globals = GlobalNames(node)
 
     # ---------------------------------------------------------------- start
 
@@ -194,6 +201,7 @@ class Distribution:
                 hidden=self.hidden,
                 epmd_port=self.epmd_port,
                 timeout=self.connect_timeout,
+                ssl_context=self.tls_client,
             )
         except Exception as exc:
             if isinstance(exc, HandshakeRejected) and exc.status == "nok":
@@ -224,10 +232,21 @@ class Distribution:
                 return "alive"
             return simultaneous_status(self.name, peer)
 
+        if self.tls_server is not None:
+            tls = trio.SSLStream(stream, self.tls_server, server_side=True)
+            try:
+                with trio.fail_after(self.connect_timeout):
+                    await tls.do_handshake()
+            except (trio.BrokenResourceError, trio.TooSlowError, ssl.SSLError) as exc:
+                logger.warning("refused a distribution connection: TLS failed: %s", exc)
+                await trio.aclose_forcefully(stream)
+                return
+            stream = tls  # type: ignore[assignment]
         try:
             dc = await accept(stream, this_node=self.name, cookie=self.cookie,
                               creation=self.creation, hidden=self.hidden,
-                              timeout=self.connect_timeout, decide_status=decide)
+                              timeout=self.connect_timeout, decide_status=decide,
+                              header=4 if self.tls_server is not None else 2)
         except HandshakeError as exc:
             logger.warning("refused a distribution connection: %s", exc)
             return
@@ -252,6 +271,7 @@ class Distribution:
         conn.wake.set()
         conn.ready.set()
         logger.info("connected to %s", conn.peer.name)
+        self.globals.connection_up(conn.peer.name)
         reason = "connection closed"
         with conn.scope:
             try:
@@ -471,6 +491,7 @@ class Distribution:
         conn.monitors.clear()
         conn.remote_monitors.clear()
         conn.outbox.clear()
+        self.globals.connection_down(peer)
 
     # ------------------------------------------------------ the node's hooks
 
@@ -556,6 +577,18 @@ class Distribution:
             return
         conn.push(ctl.encode_packet((ctl.MONITOR_P_EXIT, by, watcher, ref,
                                      reason_to_term(reason))))
+
+    def global_whereis(self, name: Any) -> Pid | None:
+        """`Global` lookup."""
+        return self.globals.whereis(name)
+
+    def global_register(self, name: Any, pid: Pid) -> bool:
+        """`Global` registration."""
+        return self.globals.register(name, pid)
+
+    def global_unregister(self, name: Any) -> None:
+        """`Global` release."""
+        self.globals.unregister(name)
 
     def monitor_node(self, proc: Process, name: str, flag: bool) -> None:
         """`monitor_node`: `NodeDown(name)` when the connection is lost."""

@@ -30,6 +30,7 @@ nesting is bounded (``max_depth``), decompression is bounded
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from collections.abc import Callable, Sequence
@@ -131,6 +132,7 @@ _PACK_FUN_HEAD = struct.Struct(">B16sII").pack
 _PACK_REF_IDS = [struct.Struct(f">{n}I").pack for n in range(_MAX_REF_WORDS + 1)]
 
 _CACHE_LIMIT: Final = 1 << 16
+_OLD_FLOAT_SYNTAX: Final = re.compile(rb"[+-]?[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?")
 _MISSING: Final = object()
 
 _TRUE = Atom("true")
@@ -222,9 +224,11 @@ def _dec_atom(data: bytes, pos: int, ctx: _Ctx) -> tuple[Atom, int]:
     if end > len(data):
         raise _truncated()
     raw = data[start:end]
-    atom = _RAW_ATOMS.get(raw)
+    latin1 = tag in (_ATOM, _SMALL_ATOM)
+    # The caches are keyed by UTF-8 names; a latin-1 name only matches when ASCII.
+    atom = _RAW_ATOMS.get(raw) if not latin1 or raw.isascii() else None
     if atom is None:
-        atom = _make_atom(raw, tag in (_ATOM, _SMALL_ATOM), ctx)
+        atom = _make_atom(raw, latin1, ctx)
     return atom, end
 
 
@@ -232,7 +236,7 @@ def _atom_value(data: bytes, start: int, end: int, latin1: bool, ctx: _Ctx) -> A
     if end > len(data):
         raise _truncated()
     raw = data[start:end]
-    value = _ATOM_VALUES.get(raw, _MISSING)
+    value = _ATOM_VALUES.get(raw, _MISSING) if not latin1 or raw.isascii() else _MISSING
     if value is _MISSING:
         atom = _make_atom(raw, latin1, ctx)
         value = _ATOM_TO_VALUE.get(atom, atom)
@@ -321,11 +325,10 @@ def _d_float(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
     raw = data[pos : pos + 31]
     if len(raw) != 31:
         raise _truncated()
-    text = raw.split(b"\0", 1)[0].strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise ETFDecodeError(f"malformed FLOAT_EXT {text!r}") from None
+    text = raw.split(b"\0", 1)[0]
+    if _OLD_FLOAT_SYNTAX.fullmatch(text) is None:
+        raise ETFDecodeError(f"malformed FLOAT_EXT {text!r}")
+    value = float(text)
     if value - value != 0.0:
         raise ETFDecodeError("float is not finite")
     return value, pos + 31
@@ -541,8 +544,7 @@ def _d_port(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
 
 
 def _d_new_fun(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    start = pos
-    size, arity, uniq, index, num_free = _FUN_HEAD(data, pos)
+    _size, arity, uniq, index, num_free = _FUN_HEAD(data, pos)
     if num_free > len(data) - pos:
         raise _truncated()
     if depth <= 0:
@@ -558,8 +560,7 @@ def _d_new_fun(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
     for _ in range(num_free):
         item, pos = _dec(data, pos, depth, ctx)
         free_vars.append(item)
-    if pos - start != size:
-        raise ETFDecodeError(f"NEW_FUN_EXT size field {size} != actual size {pos - start}")
+    # Like Erlang, ignore the Size field; encoding always writes the true size.
     fun = Fun(module, arity, uniq, index, old_index, old_uniq, pid, tuple(free_vars))
     return fun, pos
 
@@ -773,13 +774,13 @@ def binary_to_term(
     Raises:
         ETFDecodeError: the bytes are not exactly one acceptable term.
     """
-    term, end = decode_versioned_term(
-        data,
-        0,
-        max_depth=max_depth,
-        max_decompressed_size=max_decompressed_size,
-        safe=safe,
-    )
+    if type(data) is not bytes:
+        data = _prepare(data, 0)
+    if not data or data[0] != VERSION:
+        found = data[0] if data else "nothing"
+        raise ETFDecodeError(f"expected version byte 131, found {found}")
+    ctx = _DEFAULT_CTX if not safe else _Ctx(None, True)
+    term, end = _decode_at(data, 1, ctx, max_depth, max_decompressed_size)
     if end != len(data):
         raise ETFDecodeError(f"{len(data) - end} bytes after the term")
     return term

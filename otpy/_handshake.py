@@ -635,8 +635,12 @@ class _Machine:
         hidden: bool,
         required_flags: int,
         challenge: int | None,
+        header: int = 2,
     ) -> None:
         self.this_node = this_node
+        # Handshake packets have a 2-byte length over TCP, 4 bytes over TLS
+        # (erl's inet_tls_dist frames the handshake like the data phase).
+        self.header = header
         self._name_bytes = _encode_node(this_node)
         self._cookie = _cookie_bytes(cookie)
         if not 0 <= creation <= _U32:
@@ -655,7 +659,7 @@ class _Machine:
         self.peer_flags = 0
         self.peer_creation: int | None = None
         self.status: str | None = None
-        self._decoder = PacketDecoder(2)
+        self._decoder = PacketDecoder(header)
         self._outbox = bytearray()
         self._trailing = b""
         self._error: HandshakeError | None = None
@@ -736,7 +740,7 @@ class _Machine:
         raise exc
 
     def _send(self, payload: bytes) -> None:
-        self._outbox += frame(payload, 2)
+        self._outbox += frame(payload, self.header)
 
     def _send_status(self, status: str) -> None:
         self._send(b"s" + status.encode("ascii"))
@@ -786,6 +790,7 @@ class Initiator(_Machine):
         hidden: bool = False,
         required_flags: int = REQUIRED_FLAGS,
         challenge: int | None = None,
+        header: int = 2,
     ) -> None:
         """Create the machine; the name message is queued at once.
 
@@ -811,6 +816,7 @@ class Initiator(_Machine):
             hidden=hidden,
             required_flags=required_flags,
             challenge=challenge,
+            header=header,
         )
         split_node(peer_node)
         self.expected_peer = peer_node
@@ -952,6 +958,7 @@ class Acceptor(_Machine):
         hidden: bool = False,
         required_flags: int = REQUIRED_FLAGS,
         challenge: int | None = None,
+        header: int = 2,
     ) -> None:
         """Create the machine for a freshly accepted connection.
 
@@ -975,6 +982,7 @@ class Acceptor(_Machine):
             hidden=hidden,
             required_flags=required_flags,
             challenge=challenge,
+            header=header,
         )
         self.state = State.AWAIT_NAME
         self._old_name = False

@@ -10,6 +10,7 @@ machine queued one) and return a `DistConnection`: the `HandshakeResult` plus
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 
 import attrs
@@ -202,6 +203,7 @@ async def connect(
     hidden: bool = False,
     timeout: float = 7.0,
     on_alive: AliveAnswer | None = None,
+    header: int = 2,
 ) -> DistConnection:
     """Run the initiator side of the handshake over a connected stream.
 
@@ -217,6 +219,7 @@ async def connect(
             time is 7 s).
         on_alive: Answers the peer's "alive" status (default: True, i.e.
             the peer's old connection to us is stale).
+        header: Handshake length-prefix size: 2 over TCP, 4 over TLS.
 
     Returns:
         The authenticated connection.
@@ -225,7 +228,8 @@ async def connect(
         HandshakeError: The handshake failed (wrong cookie, rejected, timed
             out, ...); the stream has been closed.
     """
-    machine = Initiator(this_node, peer_node, cookie, creation=creation, flags=flags, hidden=hidden)
+    machine = Initiator(this_node, peer_node, cookie, creation=creation, flags=flags, hidden=hidden,
+                        header=header)
     return await _run(stream, machine, timeout, on_alive=on_alive)
 
 
@@ -239,6 +243,7 @@ async def accept(
     hidden: bool = False,
     timeout: float = 7.0,
     decide_status: StatusDecider | None = None,
+    header: int = 2,
 ) -> DistConnection:
     """Run the acceptor side of the handshake over an accepted stream.
 
@@ -255,6 +260,7 @@ async def accept(
             connection to that node, and uses
             `otpy._handshake.simultaneous_status` when it is connecting to
             that node itself at the same moment.
+        header: Handshake length-prefix size: 2 over TCP, 4 over TLS.
 
     Returns:
         The authenticated connection. If ``result.status`` is "alive", the
@@ -264,7 +270,8 @@ async def accept(
         HandshakeError: The handshake failed or we refused it; the stream has
             been closed.
     """
-    machine = Acceptor(this_node, cookie, creation=creation, flags=flags, hidden=hidden)
+    machine = Acceptor(this_node, cookie, creation=creation, flags=flags, hidden=hidden,
+                       header=header)
     return await _run(stream, machine, timeout, on_name=decide_status)
 
 
@@ -279,6 +286,7 @@ async def connect_to_node(
     epmd_port: int | None = None,
     timeout: float = 7.0,
     on_alive: AliveAnswer | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> DistConnection:
     """Find ``peer_node`` through EPMD on its host, connect and handshake.
 
@@ -293,6 +301,9 @@ async def connect_to_node(
             or 4369).
         timeout: Seconds for lookup, connect and handshake together.
         on_alive: See `connect`.
+        ssl_context: Run the connection over TLS with this client context
+            (``erl -proto_dist inet_tls``); the peer's host name is checked
+            if the context asks for it.
 
     Returns:
         The authenticated connection.
@@ -313,6 +324,14 @@ async def connect_to_node(
             stream = await trio.open_tcp_stream(host, port)
         except OSError as exc:
             raise ConnectionLost(f"cannot connect to {peer_node} at port {port}: {exc}") from exc
+        if ssl_context is not None:
+            tls = trio.SSLStream(stream, ssl_context, server_hostname=host)
+            try:
+                await tls.do_handshake()
+            except (trio.BrokenResourceError, ssl.SSLError) as exc:
+                await trio.aclose_forcefully(stream)
+                raise ConnectionLost(f"TLS with {peer_node} failed: {exc}") from exc
+            stream = tls  # type: ignore[assignment]
     if scope.cancelled_caught:
         raise HandshakeTimeout(f"looking up and connecting to {peer_node} took over {timeout} s")
     return await connect(
@@ -325,4 +344,5 @@ async def connect_to_node(
         hidden=hidden,
         timeout=timeout,
         on_alive=on_alive,
+        header=4 if ssl_context is not None else 2,
     )

@@ -204,3 +204,5 @@ def start_system_servers(node: Node, allow: Iterable[str]) -> None:
     """Spawn ``rex`` and ``net_kernel`` on a distributed node."""
     node.spawn(_rex, (tuple(allow),), name="rex")
     node.spawn(_net_kernel, (), name="net_kernel")
+    if node.dist is not None:
+        node.spawn(node.dist.globals.serve, (), name="otpy_global")

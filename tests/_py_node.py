@@ -70,6 +70,36 @@ async def call_back(node: str, name: str, request: Any) -> Any:
     return await otpy.call((name, node), request)
 
 
+def global_register(name: str) -> otpy.Pid:
+    """Start a process here and register it as Global(name)."""
+    pid = otpy.spawn(otpy.receive)
+    otpy.register(otpy.Global(name), pid)
+    _registered_here[name] = pid
+    return pid
+
+
+def global_register_later(name: str, delay: float) -> None:
+    """Register Global(name) here after ``delay`` seconds (to race a partition)."""
+
+    async def later() -> None:
+        await trio.sleep(delay)
+        global_register(name)
+
+    otpy.spawn(later)
+
+
+_registered_here: dict[str, otpy.Pid] = {}
+
+
+def global_holder_here(name: str) -> otpy.Pid | None:
+    """The process this node registered as Global(name) (even if it lost the name)."""
+    return _registered_here.get(name)
+
+
+def global_whereis(name: str) -> otpy.Pid | None:
+    return otpy.whereis(otpy.Global(name))
+
+
 def fail() -> None:
     raise ValueError("failed on purpose")
 
@@ -85,5 +115,9 @@ if __name__ == "__main__":
     import _py_node as this  # one copy of the module: rpc imports it by this name
 
     name, cookie, port, tick = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    tls = None
+    if len(sys.argv) > 5:  # a directory with ca.pem, node.pem, node.key
+        d = sys.argv[5]
+        tls = otpy.TLSConfig(f"{d}/node.pem", f"{d}/node.key", f"{d}/ca.pem")
     otpy.run(this.main, name, cookie, port, tick, node=name, cookie=cookie, epmd_port=port,
-             net_ticktime=tick, rpc_allow=["_py_node:*"], shutdown_timeout=1.0)
+             net_ticktime=tick, rpc_allow=["_py_node:*"], shutdown_timeout=1.0, tls=tls)

@@ -32,11 +32,11 @@ TICK = 1.0  # net tick time used by every node in these tests
 class PyNode:
     """``tests/_py_node.py`` in its own OS process."""
 
-    def __init__(self, epmd_port: int, cookie: str = COOKIE) -> None:
+    def __init__(self, epmd_port: int, cookie: str = COOKIE, tls_dir: Path | None = None) -> None:
         self.name = f"{unique('py')}@localhost"
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "_py_node.py"), self.name, cookie, str(epmd_port),
-             str(TICK)],
+             str(TICK), *([str(tls_dir)] if tls_dir else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             cwd=HERE, env=dict(os.environ, PYTHONPATH=str(HERE)),
         )
@@ -230,6 +230,62 @@ async def test_py_silent_peer_is_dropped_within_the_tick_time(epmd: Epmd,
         assert TICK * 0.7 <= elapsed <= TICK * 1.6
 
 
+async def test_global_names_across_nodes_and_partition_heal(epmd: Epmd,
+                                                            py_peer: PyNode) -> None:
+    async with our_node(epmd):
+        peer = py_peer.name
+        name = otpy.Global("singleton")
+        holder = otpy.spawn(otpy.receive)
+        otpy.register(name, holder)
+        assert otpy.whereis(name) == holder
+        assert await otpy.rpc.call(peer, "_py_node", "global_whereis", ["singleton"]) == holder
+        with pytest.raises(otpy.rpc.RPCError):  # taken: the peer cannot have it too
+            await otpy.rpc.call(peer, "_py_node", "global_register", ["singleton"])
+        # the holder exits: the name is free everywhere
+        otpy.exit(holder, otpy.Kill())
+        await wait_for(lambda: _global_free(peer, "singleton"))
+        # partition: each side registers "dup" while they are disconnected
+        theirs = await otpy.rpc.call(peer, "_py_node", "global_register", ["elsewhere"])
+        await wait_for(lambda: _here_is("elsewhere", theirs))  # the news travels async
+        await otpy.rpc.call(peer, "_py_node", "global_register_later", ["dup", 0.3])
+        otpy.disconnect(peer)
+        assert otpy.whereis(otpy.Global("elsewhere")) is None  # dropped with the node
+        ours, ref = otpy.spawn_monitor(otpy.receive)
+        otpy.register(otpy.Global("dup"), ours)
+        await trio.sleep(0.6)  # meanwhile the peer registered its own "dup"
+        assert await otpy.connect(peer)  # the partition heals
+        theirs = await wait_for(lambda: _peer_holder(peer, "dup", not_pid=ours))
+        # both sides agree: the holder on the node whose name sorts first keeps it
+        winner = min((ours, theirs), key=lambda p: p.node.name)
+        loser = theirs if winner == ours else ours
+        await wait_for(lambda: _here_is("dup", winner))
+        assert await otpy.rpc.call(peer, "_py_node", "global_whereis", ["dup"]) == winner
+        if loser == ours:
+            down = await otpy.receive(Down, timeout=5)
+            assert down.ref == ref and down.reason == otpy.Killed()
+        else:
+            assert otpy.is_alive(ours)
+
+
+async def _peer_holder(peer: str, name: str, not_pid: otpy.Pid) -> Any:
+    # the peer's own holder, as the peer saw it before the sync reached it
+    pid = await otpy.rpc.call(peer, "_py_node", "global_holder_here", [name])
+    return pid if pid is not None and pid != not_pid else None
+
+
+async def _here_is(name: str, pid: otpy.Pid) -> bool:
+    return otpy.whereis(otpy.Global(name)) == pid
+
+
+async def _global_free(peer: str, name: str) -> bool:
+    gone_here = otpy.whereis(otpy.Global(name)) is None
+    return gone_here and await otpy.rpc.call(peer, "_py_node", "global_whereis", [name]) is None
+
+
+async def _global_is(peer: str, name: str, pid: otpy.Pid) -> bool:
+    return await otpy.rpc.call(peer, "_py_node", "global_whereis", [name]) == pid
+
+
 async def test_wrong_cookie_is_refused(epmd: Epmd, py_peer: PyNode,
                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
@@ -351,3 +407,86 @@ async def test_erl_sees_noconnection_when_we_disconnect(epmd: Epmd, erl_peer: Er
 
 async def _connected(node: str) -> bool:
     return node in otpy.nodes()
+
+
+# ----------------------------------------------------------------------- TLS
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certs(d: Path, ca_name: str = "otpy-test-ca") -> Path:
+    """A CA and a node certificate for localhost / 127.0.0.1, signed by it."""
+    d.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.pem", "-days", "2", "-subj", f"/CN={ca_name}", cwd=d)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr",
+             "-subj", "/CN=localhost", cwd=d)
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    _openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "node.pem", "-days", "2", "-extfile", "san.ext", cwd=d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_certs(tmp_path_factory.mktemp("tls"))
+
+
+def tls_of(d: Path) -> otpy.TLSConfig:
+    return otpy.TLSConfig(str(d / "node.pem"), str(d / "node.key"), str(d / "ca.pem"))
+
+
+async def test_tls_python_to_python_and_plain_refused(epmd: Epmd, certs: Path) -> None:
+    peer = PyNode(epmd.port, tls_dir=certs)
+    try:
+        async with our_node(epmd, tls=tls_of(certs)):
+            assert await otpy.call(("echo", peer.name), "over tls") == \
+                ("echo", "over tls", peer.name)
+            await Local.start(name="local")
+            assert await otpy.rpc.call(peer.name, "_py_node", "call_back",
+                                       [otpy.node(), "local", 1]) == ("local", 1)
+        # a node without TLS cannot talk to the TLS node
+        async with our_node(epmd):
+            assert await otpy.connect(peer.name) is False
+    finally:
+        peer.stop()
+
+
+async def test_tls_refuses_a_certificate_from_another_ca(epmd: Epmd, certs: Path,
+                                                         tmp_path: Path) -> None:
+    other = make_certs(tmp_path / "other", ca_name="intruder-ca")
+    peer = PyNode(epmd.port, tls_dir=certs)
+    try:
+        async with our_node(epmd, tls=tls_of(other)):
+            assert await otpy.connect(peer.name) is False
+    finally:
+        peer.stop()
+
+
+async def test_tls_with_erl_inet_tls(epmd: Epmd, certs: Path) -> None:
+    opts = certs / "ssl_dist.conf"
+    pem, key, ca = certs / "node.pem", certs / "node.key", certs / "ca.pem"
+    opts.write_text(
+        f"[{{server, [{{certfile, \"{pem}\"}}, {{keyfile, \"{key}\"}}, "
+        f"{{cacertfile, \"{ca}\"}}, {{verify, verify_peer}}, {{fail_if_no_peer_cert, true}}]}},"
+        f" {{client, [{{certfile, \"{pem}\"}}, {{keyfile, \"{key}\"}}, "
+        f"{{cacertfile, \"{ca}\"}}, {{verify, verify_peer}}]}}].\n")
+    erl = ErlNode(f"{unique('erltls')}@localhost", COOKIE, epmd.port,
+                  extra_args=("-proto_dist", "inet_tls", "-ssl_dist_optfile", str(opts)))
+    try:
+        async with our_node(epmd, tls=tls_of(certs)):
+            me = otpy.node()
+            await Local.start(name="local")
+            # Python -> erl over TLS
+            assert await otpy.rpc.call(erl.node, "erlang", "node", []) == Atom(erl.node)
+            # erl -> Python over TLS
+            assert await erl.aeval(
+                f"gen_server:call({{local, '{me}'}}, ping) =:= {{<<\"local\">>, ping}}.") \
+                == "true"
+            # and erl says the connection is a TLS one
+            info = await erl.aeval(f"element(2, net_kernel:node_info('{me}')).")
+            assert ",tls," in info
+    finally:
+        erl.stop()

@@ -512,10 +512,9 @@ def test_fun_from_erlang_reencodes_byte_exact() -> None:
     assert (fun.module, fun.arity, fun.index, fun.free_vars) == (Atom("probe"), 1, 1, (42,))
     assert fun.pid == Pid(NONODE, 9, 0, 0)
     assert term_to_binary(fun) == data
-    # A wrong size field is rejected.
+    # Like Erlang, a wrong Size field is ignored; re-encoding writes the true size.
     bad = data[:2] + (len(body) + 5).to_bytes(4, "big") + body
-    with pytest.raises(ETFDecodeError, match="size"):
-        binary_to_term(bad)
+    assert term_to_binary(binary_to_term(bad)) == data
 
 
 def test_map_keys_that_python_cannot_hold_directly() -> None:
@@ -553,6 +552,15 @@ def test_bit_binary_validation() -> None:
     for bad in (b"\x83\x4d\x00\x00\x00\x01\x00\x05", b"\x83\x4d\x00\x00\x00\x01\x09\x05"):
         with pytest.raises(ETFDecodeError):
             binary_to_term(bad)
+
+
+def test_latin1_atoms_are_not_confused_with_utf8_ones() -> None:
+    utf8 = b"\x83\x77\x02\xc3\xa9"  # 'é' as SMALL_ATOM_UTF8_EXT
+    latin1 = b"\x83\x73\x02\xc3\xa9"  # the same bytes as SMALL_ATOM_EXT: 'Ã©'
+    assert binary_to_term(utf8) is Atom("é")
+    assert binary_to_term(latin1) is Atom("Ã©")
+    pid = b"\x83\x58\x64\x00\x02\xc3\xa9" + bytes(12)
+    assert binary_to_term(pid).node is Atom("Ã©")
 
 
 def test_atom_cache_refs() -> None:
@@ -677,8 +685,12 @@ def test_compressed_size_limits() -> None:
         (b"\x83\x77\x02\xff\xfe", "UTF-8"),
         (b"\x83\x76\x01\x00" + b"a" * 256, "255"),
         (b"\x83\x46\x7f\xf8" + bytes(6), "finite"),
-        (b"\x83\x63" + b"nan".ljust(31, b"\0"), "finite"),
+        (b"\x83\x63" + b"nan".ljust(31, b"\0"), "FLOAT_EXT"),
+        (b"\x83\x63" + b"1.0e999".ljust(31, b"\0"), "finite"),
         (b"\x83\x63" + b"1.5x".ljust(31, b"\0"), "FLOAT_EXT"),
+        (b"\x83\x63" + b" 1.5".ljust(31, b"\0"), "FLOAT_EXT"),
+        (b"\x83\x63" + b"15".ljust(31, b"\0"), "FLOAT_EXT"),
+        (b"\x83\x63" + b"1_0.5".ljust(31, b"\0"), "FLOAT_EXT"),
         (b"\x83\x75\x00", "FUN_EXT"),
         (b"\x83\x79\x00", "LOCAL_EXT"),
         (b"\x83\x44\x00", "DIST_HEADER"),
@@ -754,7 +766,8 @@ PEER_SCRIPT = r"""#!/usr/bin/env escript
 %%   D Hex      -> "ok Reencoded Printed" (Erlang's own encoding, minor_version 2,
 %%                 and the ~tw text) or "badarg"
 %%   Q Hex Hex  -> "true" | "false": binary_to_term(A) =:= binary_to_term(B)
-%%   G          -> Name,Default,Minor2,Compressed,Compressed9Minor2 entries
+%%   G          -> Name,Default,Minor2,Compressed,Compressed9Minor2,Minor0 entries
+%%                 (minor_version 0 writes floats as FLOAT_EXT text)
 main(_) ->
     ok = io:setopts(standard_io, [binary]),
     loop().
@@ -790,7 +803,8 @@ handle(<<"G">>) ->
                             hex(term_to_binary(T)),
                             hex(term_to_binary(T, [{minor_version, 2}])),
                             hex(term_to_binary(T, [compressed])),
-                            hex(term_to_binary(T, [{compressed, 9}, {minor_version, 2}]))])
+                            hex(term_to_binary(T, [{compressed, 9}, {minor_version, 2}])),
+                            hex(term_to_binary(T, [{minor_version, 0}]))])
        || {Name, T} <- terms()]).
 
 terms() ->
@@ -902,8 +916,8 @@ def test_erlang_generated_terms(erl: ErlPeer) -> None:
     entries = [entry.split(",") for entry in erl.ask("G").split(" ")]
     names = {name for name, *_ in entries}
     assert {"pid", "fun_free2", "mixed_keys", "v4_port", "compressible"} <= names
-    for name, default, minor2, compressed, compressed9 in entries:
-        variants = [bytes.fromhex(h) for h in (default, minor2, compressed, compressed9)]
+    for name, *hexes in entries:
+        variants = [bytes.fromhex(h) for h in hexes]
         decoded = [binary_to_term(v) for v in variants]
         for value in decoded:
             assert norm(value) == norm(decoded[1]), name
@@ -915,6 +929,7 @@ def test_erlang_generated_terms(erl: ErlPeer) -> None:
         ours_packed = term_to_binary(decoded[2], compressed=9)
         assert erl.exactly_equal(variants[0], ours_packed), name
     assert bytes.fromhex(dict((e[0], e[3]) for e in entries)["compressible"])[1] == 80
+    assert bytes.fromhex(dict((e[0], e[5]) for e in entries)["floats"])[6] == 99  # FLOAT_EXT
     mixed = binary_to_term(bytes.fromhex(dict((e[0], e[2]) for e in entries)["mixed_keys"]))
     assert mixed == {MapKey(1): Atom("int"), MapKey(1.0): Atom("float"), MapKey(True): Atom("atom")}
 
@@ -929,6 +944,21 @@ def test_our_encoding_decodes_in_erlang(erl: ErlPeer, term: Any) -> None:
     assert norm(binary_to_term(theirs)) == norm(term)
     if not has_multi_key_map(term):  # Erlang may order map keys differently
         assert theirs == ours
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(terms, st.data())
+def test_mutated_bytes_agree_with_erlang(erl: ErlPeer, term: Any, data: st.DataObject) -> None:
+    buf = bytearray(term_to_binary(term))
+    for _ in range(data.draw(st.integers(1, 2))):
+        buf[data.draw(st.integers(0, len(buf) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        value = binary_to_term(bytes(buf))
+    except ETFDecodeError:
+        return
+    # Whenever we accept corrupted bytes, Erlang accepts them too, as the same term.
+    assert erl.decode(bytes(buf)) is not None
+    assert erl.exactly_equal(bytes(buf), term_to_binary(value))
 
 
 @pytest.mark.parametrize(
