@@ -329,6 +329,14 @@ async def test_erl_calls_and_rpc_both_ways(epmd: Epmd, erl_peer: ErlNode) -> Non
         assert await otpy.call(("srv", erl), Atom("x")) == (Atom("erl"), Atom("x"))
 
 
+async def test_hidden_node_is_not_in_erls_nodes(epmd: Epmd, erl_peer: ErlNode) -> None:
+    async with our_node(epmd, hidden=True):
+        assert await otpy.rpc.call(erl_peer.node, "erlang", "node", []) == Atom(erl_peer.node)
+        me = otpy.node()
+        assert await erl_peer.aeval(f"lists:member('{me}', nodes()).") == "false"
+        assert await erl_peer.aeval(f"lists:member('{me}', nodes(hidden)).") == "true"
+
+
 async def test_erl_late_reply_is_dropped(epmd: Epmd, erl_peer: ErlNode) -> None:
     async with our_node(epmd):
         erl = erl_peer.node
