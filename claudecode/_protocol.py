@@ -422,16 +422,18 @@ class CLIProtocol:
         end = len(data)
         limit = self.max_buffer_size
         find = data.find
-        while start < end:
+        # The first line may continue a partial or oversized one from an
+        # earlier chunk; every later line of this chunk starts fresh.
+        while start < end and (self._discarding or self._pending):
             nl = find(b"\n", start)
             if nl < 0:
                 self._stash(data, start, end)
-                break
+                return events
             if self._discarding:
                 self._grow_head(data, start, nl)
                 self._scan(data, start, nl)
                 events.append(self._end_discard(nl - start))
-            elif self._pending:
+            else:
                 self._pending.append(data[start:nl])
                 line = b"".join(self._pending)
                 self._pending.clear()
@@ -440,12 +442,20 @@ class CLIProtocol:
                     events.append(self._oversized(len(line), line[:_HEAD_KEPT], _RESULT in line))
                 else:
                     self._line(line, events)
-            elif nl - start > limit:
-                head = data[start : min(nl, start + _HEAD_KEPT)]
-                events.append(self._oversized(nl - start, head, find(_RESULT, start, nl) >= 0))
-            else:
-                self._line(data[start:nl], events)
             start = nl + 1
+        if start >= end:
+            return events
+        # Whole lines: split in C, then parse each.
+        parts = (data if start == 0 else data[start:]).split(b"\n")
+        tail = parts.pop()  # the bytes after the last newline (maybe empty)
+        line_fn = self._line
+        for line in parts:
+            if len(line) > limit:
+                events.append(self._oversized(len(line), line[:_HEAD_KEPT], _RESULT in line))
+            else:
+                line_fn(line, events)
+        if tail:
+            self._stash(data, end - len(tail), end)
         return events
 
     def feed_eof(self) -> list[Event]:
@@ -544,10 +554,7 @@ class CLIProtocol:
             events.append(MalformedLine(line, f"expected a JSON object, got {type(data).__name__}"))
             return
         typ = data.get("type")
-        try:
-            parser = _MESSAGE_PARSERS.get(typ)  # type: ignore[arg-type]
-        except TypeError:  # unhashable "type"
-            parser = None
+        parser = _MESSAGE_PARSERS.get(typ) if typ.__class__ is str else None
         if parser is not None:
             msg = parser(data)
             events.append(msg)

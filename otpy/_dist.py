@@ -32,6 +32,7 @@ import trio
 from otpy import _control as ctl
 from otpy._control import ControlError, reason_to_term, term_to_reason
 from otpy._epmd_io import Registration, ensure_epmd, register
+from otpy._etf import term_to_binary
 from otpy._global import GlobalNames
 from otpy._handshake import HandshakeError, HandshakeRejected, simultaneous_status, split_node
 from otpy._handshake_io import ConnectionLost, DistConnection, accept, connect_to_node
@@ -72,6 +73,8 @@ class Connection:
         self.last_recv = trio.current_time()
         self.sent_since_tick = False
         self.unlink_ids = itertools.count(1)
+        # encoded b"p" + SEND control per destination pid (bounded)
+        self.send_heads: dict[Pid, bytes] = {}
 
     def push(self, packet: bytes) -> None:
         """Queue a packet for the writer (never blocks)."""
@@ -497,8 +500,13 @@ class Distribution:
 
     def send(self, pid: Pid, message: Any) -> None:
         """Send to a remote pid (queued; connects if needed)."""
-        self._conn(pid.node).push(
-            ctl.encode_packet((ctl.SEND, _EMPTY, pid), message, has_message=True))
+        conn = self.conns.get(pid.node) or self._conn(pid.node)
+        head = conn.send_heads.get(pid)
+        if head is None:
+            if len(conn.send_heads) > 4096:
+                conn.send_heads.clear()
+            head = conn.send_heads[pid] = ctl.encode_packet((ctl.SEND, _EMPTY, pid))
+        conn.push(head + term_to_binary(message))
 
     def send_named(self, name: Any, node: Any, message: Any, sender: Pid | None = None) -> None:
         """Send to ``{name, node}`` on a remote node."""

@@ -100,15 +100,23 @@ class Registry(GenServer):
                          start=(cls.start_link, (name, keys), kw), modules=["Registry"])
 
     async def init(self, name: Any, keys: str, meta: dict[Any, Any]) -> None:
-        node = current().node
+        proc = current()
+        node = proc.node
         if name in node.registries:
             raise ValueError(f"registry {name!r} already exists")
-        self.table = _Table(name, keys)
-        self.table.meta.update(meta)
-        node.registries[name] = self.table
+        table = self.table = _Table(name, keys)
+        table.meta.update(meta)
+        node.registries[name] = table
 
-    async def terminate(self, reason: ExitReason) -> None:
-        current().node.registries.pop(self.table.name, None)
+        def drop_table(p: Process, reason: ExitReason) -> None:
+            # However the registry exits (even killed), its table goes with it.
+            if node.registries.get(name) is table:
+                del node.registries[name]
+
+        if proc.cleanups is None:
+            proc.cleanups = [drop_table]
+        else:
+            proc.cleanups.append(drop_table)
 
     async def handle_info(self, message: Any) -> None:
         return None
