@@ -262,3 +262,19 @@ async def test_30_async_stream_nolink_reports_crashes() -> None:
         assert results[0] == ("ok", 1) and results[2] == ("ok", 3)
         status, reason = results[1]
         assert status == "exit" and isinstance(reason, otpy.Crash)
+
+
+async def test_a_killed_registry_is_restarted_with_a_fresh_table() -> None:
+    async with otpy.open_node():
+        sup = await otpy.Supervisor.start_link([Registry.child_spec("reg")])
+        Registry.register("reg", "old-key")
+        old = otpy.whereis("reg")
+        assert old is not None
+        otpy.exit(old, otpy.Kill())  # no terminate runs
+        await trio.testing.wait_all_tasks_blocked()
+        new = otpy.whereis("reg")
+        assert new not in (None, old)
+        assert otpy.is_alive(sup)
+        assert Registry.lookup("reg", "old-key") == []  # the table went with the old one
+        Registry.register("reg", "new-key")
+        assert Registry.lookup("reg", "new-key") == [(otpy.self(), None)]
