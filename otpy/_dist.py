@@ -227,6 +227,13 @@ class Distribution:
                 nursery.start_soon(trio.serve_listeners, self._accepted, [listener])
 
     async def _accepted(self, stream: trio.SocketStream) -> None:
+        try:
+            await self._accept_one(stream)
+        except Exception:  # one bad connection attempt must never stop the listener
+            logger.exception("error while accepting a distribution connection")
+            await trio.aclose_forcefully(stream)
+
+    async def _accept_one(self, stream: trio.SocketStream) -> None:
         def decide(peer: str, flags: int) -> str:
             existing = self.conns.get(Atom(peer))
             if existing is None:

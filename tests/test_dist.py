@@ -286,6 +286,21 @@ async def _global_is(peer: str, name: str, pid: otpy.Pid) -> bool:
     return await otpy.rpc.call(peer, "_py_node", "global_whereis", [name]) == pid
 
 
+async def test_garbage_after_the_handshake_drops_only_that_connection(
+        epmd: Epmd, py_peer: PyNode) -> None:
+    from otpy._handshake_io import ConnectionLost, connect_to_node
+
+    for garbage in (b"p\x83\x68\x03\x61", b"x-not-pass-through", b"p\x83\x6a\x83\x61\x01"):
+        raw = await connect_to_node(py_peer.name, this_node=f"{unique('raw')}@localhost",
+                                    cookie=COOKIE, creation=1, epmd_port=epmd.port)
+        await raw.send_packet(garbage)
+        with trio.fail_after(5), pytest.raises(ConnectionLost):
+            while True:  # the peer drops us (ticks may arrive first)
+                await raw.receive_packet()
+    async with our_node(epmd):  # the peer is fine
+        assert await otpy.call(("echo", py_peer.name), 1) == ("echo", 1, py_peer.name)
+
+
 async def test_wrong_cookie_is_refused(epmd: Epmd, py_peer: PyNode,
                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
