@@ -32,6 +32,7 @@ from otpy._api import (
     unregister,
     whereis,
 )
+from otpy._control import RemoteError, register_reason
 from otpy._dynamic_supervisor import DynamicSupervisor
 from otpy._genserver import (
     Continue,
@@ -102,6 +103,7 @@ __all__ = [
     "ProcessExit",
     "Ref",
     "Registry",
+    "RemoteError",
     "Shutdown",
     "StartError",
     "Stop",
@@ -130,6 +132,7 @@ __all__ = [
     "open_node",
     "receive",
     "register",
+    "register_reason",
     "registered",
     "reply",
     "rpc",

@@ -14,7 +14,9 @@ of `RemoteError`).
 from __future__ import annotations
 
 import traceback
-from typing import Any
+from typing import Any, TypeVar, cast
+
+import attrs
 
 from otpy._etf import ETFDecodeError, decode_term, term_to_binary
 from otpy._reasons import (
@@ -30,6 +32,8 @@ from otpy._reasons import (
     Timeout,
 )
 from otpy._terms import Atom, ImproperList, Pid, Ref
+
+R = TypeVar("R")
 
 __all__ = [
     "ALIAS_SEND",
@@ -52,6 +56,7 @@ __all__ = [
     "decode_packet",
     "encode_packet",
     "reason_to_term",
+    "register_reason",
     "term_to_reason",
 ]
 
@@ -124,9 +129,36 @@ class RemoteError(Exception):
         self.remote_traceback = remote_traceback
 
 
+_REASON_TYPES: dict[str, type[ExitReason]] = {}
+_OTPY_REASON = Atom("otpy_reason")
+
+
+def register_reason(cls: type[R]) -> type[R]:
+    """Class decorator: let an `ExitReason` subclass (an attrs class) cross nodes typed.
+
+    It travels as ``{otpy_reason, <<"module.Class">>, #{field => value}}`` and
+    is rebuilt on a Python node that registered the same class (field values
+    must be terms); elsewhere it arrives as a `TermReason` of that tuple. Only
+    registered classes are ever rebuilt: remote input never names arbitrary
+    code to run.
+
+    Returns:
+        The class, unchanged.
+    """
+    kind = cast(Any, cls)
+    if not (isinstance(kind, type) and issubclass(kind, ExitReason) and attrs.has(kind)):
+        raise TypeError("register_reason needs an attrs ExitReason subclass")
+    _REASON_TYPES[f"{kind.__module__}.{kind.__qualname__}"] = cast(Any, cls)
+    return cls
+
+
 def reason_to_term(reason: ExitReason) -> Any:
     """The Erlang term for an exit reason (see the module docs)."""
     t = type(reason)
+    key = f"{t.__module__}.{t.__qualname__}"
+    if key in _REASON_TYPES:
+        fields = {f.name: getattr(reason, f.name) for f in attrs.fields(t)}  # type: ignore[arg-type]
+        return (_OTPY_REASON, key, fields)
     if t is Normal:
         return _NORMAL
     if t is Shutdown:
@@ -183,6 +215,13 @@ def term_to_reason(term: Any, node: str | None = None) -> ExitReason:
             return Shutdown(term[1])
         if len(term) == 4 and term[0] is _PYEXC:
             return Crash(RemoteError(*(_text(x) for x in term[1:])))
+        if len(term) == 3 and term[0] is _OTPY_REASON and isinstance(term[2], dict):
+            cls = _REASON_TYPES.get(_text(term[1]))
+            if cls is not None:
+                try:
+                    return cls(**{_text(k): v for k, v in term[2].items()})
+                except TypeError:
+                    pass
     return TermReason(term)
 
 

@@ -513,3 +513,23 @@ async def test_tls_with_erl_inet_tls(epmd: Epmd, certs: Path) -> None:
             assert ",tls," in info
     finally:
         erl.stop()
+
+
+def test_registered_reasons_round_trip_typed_and_others_stay_terms() -> None:
+    import attrs
+
+    from otpy._control import reason_to_term, term_to_reason
+    from otpy._etf import binary_to_term, term_to_binary
+
+    @otpy.register_reason
+    @attrs.frozen
+    class Gone(otpy.ExitReason):
+        status: int
+        why: str
+
+    wire = binary_to_term(term_to_binary(reason_to_term(Gone(137, "killed"))))
+    assert term_to_reason(wire) == Gone(137, "killed")
+    unknown = (Atom("otpy_reason"), "nowhere.Nothing", {"a": 1})
+    assert term_to_reason(unknown) == otpy.TermReason(unknown)
+    with pytest.raises(TypeError):
+        otpy.register_reason(int)  # type: ignore[type-var]
