@@ -1,9 +1,187 @@
 """claudecode: Claude Code sessions as supervised otpy GenServers.
 
-A Python port of the Elixir ClaudeCode library on top of otpy. The session
-layer lands in increments; see the project README.
+A Python port of the Elixir ClaudeCode library on top of otpy::
+
+    import claudecode, otpy
+
+    async def main():
+        session = await claudecode.start_link(system_prompt="Be brief.")
+        async for text in claudecode.stream(session, "Hello!").text_content():
+            print(text)
+        await claudecode.stop(session)
+
+    otpy.run(main)
+
+A session is a GenServer owning one conversation and, through its adapter,
+one Claude Code CLI process (started on the first query, then kept warm).
+``claudecode.Supervisor`` runs named sessions that restart on failure.
+See ``docs/claudecode/``.
 """
 
-from claudecode._errors import ClaudeCodeError, CLINotFoundError
+from claudecode import adapters
+from claudecode._errors import (
+    AdapterFailed,
+    ClaudeCodeError,
+    CLIExited,
+    CLINotFoundError,
+    LineTooLong,
+    ResultError,
+    SessionError,
+    StreamError,
+)
+from claudecode._history import History, SessionInfo
+from claudecode._hooks import (
+    AbortSignal,
+    Allow,
+    Deny,
+    HookContext,
+    HookMatcher,
+    HookOutputError,
+    HookResponse,
+    PermissionContext,
+    allow,
+    ask,
+    block,
+    deny,
+    halt,
+    ok,
+)
+from claudecode._mcp import (
+    McpServer,
+    SchemaError,
+    Tool,
+    ToolResult,
+    ValidationError,
+    mcp_server,
+    tool,
+)
+from claudecode._messages import (
+    AssistantMessage,
+    ContentBlock,
+    DocumentBlock,
+    ImageBlock,
+    McpToolResultBlock,
+    McpToolUseBlock,
+    Message,
+    PartialAssistantMessage,
+    RedactedThinkingBlock,
+    ResultMessage,
+    ServerToolResultBlock,
+    ServerToolUseBlock,
+    SystemMessage,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    UnknownBlock,
+    UnknownMessage,
+    UserMessage,
+    WebSearchToolResultBlock,
+)
+from claudecode._options import Options
+from claudecode._protocol_errors import (
+    ControlRequestError,
+    InvalidOptionError,
+    InvalidOptionTypeError,
+    OptionError,
+    UnknownOptionError,
+)
+from claudecode._session import (
+    Session,
+    adapter_info,
+    alive,
+    clear,
+    get_session_id,
+    health,
+    interrupt,
+    prewarm,
+    send_control_request,
+    set_model,
+    set_permission_mode,
+    start,
+    start_link,
+    stop,
+)
+from claudecode._stream import Collected, Stream, query, stream
+from claudecode._supervisor import Supervisor
 
-__all__ = ["CLINotFoundError", "ClaudeCodeError"]
+__all__ = [
+    "AbortSignal",
+    "AdapterFailed",
+    "Allow",
+    "AssistantMessage",
+    "CLIExited",
+    "CLINotFoundError",
+    "ClaudeCodeError",
+    "Collected",
+    "ContentBlock",
+    "ControlRequestError",
+    "Deny",
+    "DocumentBlock",
+    "History",
+    "HookContext",
+    "HookMatcher",
+    "HookOutputError",
+    "HookResponse",
+    "ImageBlock",
+    "InvalidOptionError",
+    "InvalidOptionTypeError",
+    "LineTooLong",
+    "McpServer",
+    "McpToolResultBlock",
+    "McpToolUseBlock",
+    "Message",
+    "OptionError",
+    "Options",
+    "PartialAssistantMessage",
+    "PermissionContext",
+    "RedactedThinkingBlock",
+    "ResultError",
+    "ResultMessage",
+    "SchemaError",
+    "ServerToolResultBlock",
+    "ServerToolUseBlock",
+    "Session",
+    "SessionError",
+    "SessionInfo",
+    "Stream",
+    "StreamError",
+    "Supervisor",
+    "SystemMessage",
+    "TextBlock",
+    "ThinkingBlock",
+    "Tool",
+    "ToolResult",
+    "ToolResultBlock",
+    "ToolUseBlock",
+    "UnknownBlock",
+    "UnknownMessage",
+    "UnknownOptionError",
+    "UserMessage",
+    "ValidationError",
+    "WebSearchToolResultBlock",
+    "adapter_info",
+    "adapters",
+    "alive",
+    "allow",
+    "ask",
+    "block",
+    "clear",
+    "deny",
+    "get_session_id",
+    "halt",
+    "health",
+    "interrupt",
+    "mcp_server",
+    "ok",
+    "prewarm",
+    "query",
+    "send_control_request",
+    "set_model",
+    "set_permission_mode",
+    "start",
+    "start_link",
+    "stop",
+    "stream",
+    "tool",
+]

@@ -1,0 +1,809 @@
+"""The session: one Claude conversation as an otpy GenServer.
+
+A session owns its options, its adapter process (started lazily on the first
+query and then kept warm) and a FIFO of queries: one turn runs at a time,
+later queries wait. It captures the conversation's session id from the CLI's
+messages, forwards each turn's messages to the process consuming the stream,
+and watches that consumer: a consumer that dies, closes its stream early or
+times out *abandons* the turn, and the session interrupts the CLI.
+
+The session traps exits, so the adapter's death arrives as a message. If the
+CLI dies while it was up (killed, crashed), the session first fails the
+streaming caller with a :class:`~claudecode._errors.StreamError` carrying the
+typed reason (e.g. :class:`~claudecode._errors.CLIExited`), then exits with
+that same reason, so a supervisor restarts it with fresh state. If the CLI
+fails while starting, the waiting callers get the error at once and the
+session stays up (the next query tries again); ``health`` reports the error.
+
+Message formats between the stream and the session (all plain terms):
+
+* stream → session call ``("query", ref, content, consumer)``; reply
+  ``("ok", session_pid, default_timeout)`` or ``("error", kind, text)``;
+* session → consumer ``(STREAM_TAG, ref, "message", message)`` for every
+  message of the turn (the last one is the ``ResultMessage``), or
+  ``(STREAM_TAG, ref, "error", reason)`` when the turn cannot complete;
+* consumer → session ``(ABANDON_TAG, ref)`` when the consumer stops early.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any, Final
+
+import attrs
+
+import otpy
+from claudecode._errors import AdapterFailed, LineTooLong, SessionError, describe_reason
+from claudecode._messages import Message, ResultMessage, parse_message
+from claudecode._options import Options, normalize_permission_mode
+from claudecode._protocol import encode_line
+from claudecode._protocol_errors import EncodeError, InvalidOptionTypeError, OptionError
+from claudecode.adapters._base import ADAPTER_TAG, Adapter
+from claudecode.adapters._port import Port
+from otpy import ChildSpec, Down, Exit, ExitReason, Pid, Ref
+from otpy._process import current
+
+__all__ = [
+    "ABANDON_TAG",
+    "STREAM_TAG",
+    "Session",
+    "adapter_info",
+    "alive",
+    "child_spec",
+    "clear",
+    "get_session_id",
+    "health",
+    "interrupt",
+    "prepare",
+    "prewarm",
+    "send_control_request",
+    "set_model",
+    "set_permission_mode",
+    "start",
+    "start_link",
+    "start_owned",
+    "stop",
+]
+
+logger = logging.getLogger("claudecode.session")
+
+STREAM_TAG: Final = "$claudecode_stream"
+"""First element of the messages a session sends to a stream's consumer."""
+
+ABANDON_TAG: Final = "$claudecode_abandon"
+"""First element of the message a consumer sends when it gives up a stream."""
+
+Health = str | tuple[str, Any]
+"""``"healthy"``, ``"degraded"`` or ``("unhealthy", reason)``."""
+
+_CLEARED: Final = otpy.Shutdown("session cleared")
+
+
+def _make_ref() -> Ref:
+    node = current().node
+    return Ref.make(node.name, node.creation)
+
+
+@attrs.define(eq=False)
+class _Request:
+    """One query: queued, then active until its result."""
+
+    ref: Ref
+    content: Any
+    consumer: Pid
+    monitor: Ref | None
+    abandoned: bool = False
+
+
+def _default_adapter(options: Options) -> Adapter:
+    adapter = options.adapter
+    if adapter is None:
+        return Port()
+    if not isinstance(adapter, Adapter):
+        raise InvalidOptionTypeError(
+            "adapter",
+            f"expected an adapter such as claudecode.adapters.Port(), got {type(adapter).__name__}",
+        )
+    return adapter
+
+
+def prepare(options: dict[str, Any]) -> tuple[Options, Any]:
+    """Validate session options and run the adapter's early checks.
+
+    Args:
+        options: the keyword options of ``start_link``.
+
+    Returns:
+        ``(validated options, what the adapter's prepare returned)``.
+
+    Raises:
+        OptionError: an unknown option or an invalid value (the error names it).
+        CLINotFoundError: the default adapter found no CLI executable.
+    """
+    opts = Options.from_kwargs(**options)
+    adapter = _default_adapter(opts)
+    return opts, adapter.prepare(opts)
+
+
+class Session(otpy.GenServer):
+    """The session server. Start it with :func:`start_link`, not directly."""
+
+    trap_exits = True
+
+    options: Options
+    adapter_config: Adapter
+    prepared: Any
+    adapter: Pid | None
+    adapter_state: str
+    info: dict[str, Any]
+    queue: deque[_Request]
+    active: _Request | None
+    session_id: str | None
+    controls: dict[Ref, Any]
+    internal_controls: set[Ref]
+    deferred: list[tuple[str, dict[str, Any], Any]]
+    warm_waiters: list[Any]
+    last_error: ExitReason | None
+    degraded: ExitReason | str | None
+    interrupting: bool
+    owner_ref: Ref | None
+    turns: int
+
+    async def init(self, options: Options, prepared: Any, owner: Pid | None = None) -> None:
+        self.options = options
+        self.adapter_config = _default_adapter(options)
+        self.prepared = prepared
+        self.adapter = None
+        self.adapter_state = "none"
+        self.info = {}
+        self.queue = deque()
+        self.active = None
+        self.session_id = options.session_id or (
+            options.resume if not options.fork_session else None)
+        self.controls = {}
+        self.internal_controls = set()
+        self.deferred = []
+        self.warm_waiters = []
+        self.last_error = None
+        self.degraded = None
+        self.interrupting = False
+        self.turns = 0
+        self.owner_ref = otpy.monitor(owner) if owner is not None else None
+
+    # ------------------------------------------------------------ calls
+
+    async def handle_call(self, request: Any, caller: Any) -> Any:
+        op = request[0] if type(request) is tuple and request else None
+        if op == "query":
+            return await self._query(request[1], request[2], request[3])
+        if op == "get_session_id":
+            return self.session_id
+        if op == "health":
+            return self._health()
+        if op == "info":
+            return self._info()
+        if op == "interrupt":
+            if self.active is None or self.adapter_state != "ready":
+                return ("ok", None)
+            return self._control("interrupt", {}, caller)
+        if op == "set_model":
+            try:
+                self.options = self.options.merge(model=request[1])
+            except OptionError as exc:
+                return ("error", "option", str(exc))
+            return self._control_if_running("set_model", {"model": request[1]}, caller)
+        if op == "set_permission_mode":
+            try:
+                mode = normalize_permission_mode(request[1])
+                self.options = self.options.merge(permission_mode=mode)
+            except OptionError as exc:
+                return ("error", "option", str(exc))
+            return self._control_if_running("set_permission_mode", {"mode": mode}, caller)
+        if op == "control":
+            return await self._control_or_defer(request[1], request[2], caller)
+        if op == "clear":
+            await self._clear()
+            return ("ok", None)
+        if op == "warm":
+            if self.adapter_state == "ready":
+                return ("ok", dict(self.info))
+            self.warm_waiters.append(caller)
+            if self.adapter_state == "none":
+                await self._start_adapter()
+            return otpy.NoReply
+        logger.warning("session %r: unknown request %r", self.pid, request)
+        return ("error", "request", f"unknown session request {request!r}")
+
+    async def _query(self, ref: Ref, content: Any, consumer: Pid) -> Any:
+        if not isinstance(content, str | list | tuple):
+            return ("error", "prompt", f"a prompt is a str or a list of content blocks, "
+                    f"not {type(content).__name__}")
+        if not isinstance(content, str):
+            content = list(content)
+        try:
+            encode_line(content)
+        except EncodeError as exc:
+            return ("error", "prompt", f"the prompt cannot be encoded as JSON: {exc}")
+        request = _Request(ref, content, consumer, otpy.monitor(consumer))
+        self.queue.append(request)
+        await self._pump()
+        return ("ok", self.pid, self.options.timeout)
+
+    def _control(self, subtype: str, payload: dict[str, Any], caller: Any) -> Any:
+        assert self.adapter is not None
+        ref = _make_ref()
+        self.controls[ref] = caller
+        otpy.send(self.adapter, (ADAPTER_TAG, "control", ref, subtype, payload, self.pid))
+        return otpy.NoReply
+
+    def _control_if_running(self, subtype: str, payload: dict[str, Any], caller: Any) -> Any:
+        if self.adapter_state == "ready":
+            return self._control(subtype, payload, caller)
+        # Not running: the new setting is in the options the CLI will start with.
+        return ("ok", None)
+
+    async def _control_or_defer(self, subtype: str, payload: dict[str, Any], caller: Any) -> Any:
+        if self.adapter_state == "ready":
+            return self._control(subtype, payload, caller)
+        self.deferred.append((subtype, payload, caller))
+        if self.adapter_state == "none":
+            await self._start_adapter()
+        return otpy.NoReply
+
+    def _internal_interrupt(self) -> None:
+        if self.adapter is None or self.adapter_state != "ready" or self.interrupting:
+            return
+        self.interrupting = True
+        ref = _make_ref()
+        self.internal_controls.add(ref)
+        otpy.send(self.adapter, (ADAPTER_TAG, "control", ref, "interrupt", {}, self.pid))
+
+    def _health(self) -> Health:
+        if self.adapter_state == "starting":
+            return ("unhealthy", "provisioning")
+        if self.adapter_state == "ready":
+            return "healthy" if self.degraded is None else "degraded"
+        if self.last_error is not None:
+            return ("unhealthy", self.last_error)
+        return "healthy"
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "adapter": self.adapter_config.describe(),
+            "adapter_pid": self.adapter,
+            "state": self.adapter_state,
+            "os_pid": self.info.get("os_pid"),
+            "cli_path": self.info.get("cli_path"),
+            "session_id": self.session_id,
+            "queued": len(self.queue),
+            "active": self.active is not None,
+            "turns": self.turns,
+            "model": self.options.model,
+            "permission_mode": self.options.permission_mode,
+            "last_error": self.last_error,
+            "degraded": self.degraded,
+        }
+
+    # ------------------------------------------------------------ casts / info
+
+    async def handle_cast(self, request: Any) -> None:
+        logger.debug("session %r ignored cast %r", self.pid, request)
+
+    async def handle_info(self, message: Any) -> None:
+        t = type(message)
+        if t is tuple and message and message[0] == ADAPTER_TAG:
+            if message[1] != self.adapter or self.adapter is None:
+                return  # from an adapter we stopped (clear): stale
+            await self._from_adapter(message)
+        elif t is Exit:
+            if message.pid == self.adapter and self.adapter is not None:
+                await self._adapter_down(message.reason)
+        elif t is Down:
+            if message.ref == self.owner_ref:
+                raise otpy.Stop(otpy.Normal())
+            self._consumer_down(message.ref)
+        elif t is tuple and len(message) == 2 and message[0] == ABANDON_TAG:
+            self._abandon(message[1])
+        else:
+            logger.debug("session %r ignored %r", self.pid, message)
+
+    async def _from_adapter(self, message: tuple[Any, ...]) -> None:
+        kind = message[2]
+        if kind == "message":
+            await self._message(message[3])
+        elif kind == "ready":
+            await self._ready(message[3])
+        elif kind == "control_result":
+            self._control_result(message[3], message[4], message[5])
+        elif kind == "oversized":
+            await self._oversized(message[3])
+
+    async def _ready(self, info: dict[str, Any]) -> None:
+        self.adapter_state = "ready"
+        self.info = dict(info)
+        self.last_error = None
+        for caller in self.warm_waiters:
+            otpy.reply(caller, ("ok", dict(self.info)))
+        self.warm_waiters = []
+        deferred, self.deferred = self.deferred, []
+        for subtype, payload, caller in deferred:
+            self._control(subtype, payload, caller)
+        await self._pump()
+
+    async def _message(self, message: Message | dict[str, Any]) -> None:
+        msg = message if isinstance(message, Message) else parse_message(message)
+        sid = getattr(msg, "session_id", None)
+        if isinstance(sid, str) and sid:
+            self.session_id = sid
+        request = self.active
+        if request is None:
+            logger.debug("session %r: message outside a turn: %r", self.pid, msg.type)
+            return
+        if not request.abandoned:
+            otpy.send(request.consumer, (STREAM_TAG, request.ref, "message", msg))
+        if isinstance(msg, ResultMessage):
+            self.turns += 1
+            if not request.abandoned and not msg.is_error:
+                self.degraded = None
+            self._end_turn()
+            await self._pump()
+
+    async def _oversized(self, info: dict[str, Any]) -> None:
+        reason = LineTooLong(int(info["size"]), int(info["limit"]), bytes(info.get("head", b"")))
+        self.degraded = reason
+        request = self.active
+        if request is None:
+            logger.warning("session %r: %s (outside a turn)", self.pid, reason.describe())
+            return
+        if not request.abandoned:
+            otpy.send(request.consumer, (STREAM_TAG, request.ref, "error", reason))
+            self._forget(request)
+        if info.get("maybe_result"):
+            # That was the turn's result line: the turn is over.
+            self.turns += 1
+            self._end_turn()
+            await self._pump()
+        else:
+            # The caller is failed; end the turn instead of letting it run unseen.
+            self._internal_interrupt()
+
+    def _control_result(self, ref: Ref, status: str, value: Any) -> None:
+        if ref in self.internal_controls:
+            self.internal_controls.discard(ref)
+            if status != "ok":
+                logger.info("session %r: interrupt failed: %s", self.pid, value)
+            return
+        caller = self.controls.pop(ref, None)
+        if caller is None:
+            return
+        if status == "ok":
+            otpy.reply(caller, ("ok", value))
+        else:
+            if status == "timeout":
+                self.degraded = str(value)
+            otpy.reply(caller, ("error", "control", str(value)))
+
+    # ------------------------------------------------------------ turns
+
+    async def _pump(self) -> None:
+        """Start the next queued query when nothing is running."""
+        if self.active is not None or not self.queue:
+            return
+        if self.adapter_state == "none":
+            await self._start_adapter()
+            return
+        if self.adapter_state != "ready":
+            return
+        request = self.queue.popleft()
+        self.active = request
+        self.interrupting = False
+        assert self.adapter is not None
+        otpy.send(self.adapter, (ADAPTER_TAG, "query", request.ref, request.content))
+
+    def _end_turn(self) -> None:
+        request = self.active
+        self.active = None
+        self.interrupting = False
+        if request is not None:
+            self._forget(request)
+
+    def _forget(self, request: _Request) -> None:
+        """Stop sending to the request's consumer and stop watching it."""
+        request.abandoned = True
+        if request.monitor is not None:
+            otpy.demonitor(request.monitor, flush=True)
+            request.monitor = None
+
+    def _abandon(self, ref: Ref) -> None:
+        request = self.active
+        if request is not None and request.ref == ref:
+            if not request.abandoned:
+                self._forget(request)
+                self._internal_interrupt()
+            return
+        for queued in self.queue:
+            if queued.ref == ref:
+                self._forget(queued)
+                self.queue.remove(queued)
+                return
+
+    def _consumer_down(self, monitor: Ref) -> None:
+        request = self.active
+        if request is not None and request.monitor == monitor:
+            request.monitor = None
+            self._abandon(request.ref)
+            return
+        for queued in self.queue:
+            if queued.monitor == monitor:
+                queued.monitor = None
+                self._abandon(queued.ref)
+                return
+
+    # ------------------------------------------------------------ the adapter
+
+    async def _start_adapter(self) -> None:
+        self.adapter_state = "starting"
+        try:
+            self.adapter = await self.adapter_config.start(self.pid, self.options, self.prepared)
+        except Exception as exc:
+            logger.error("session %r: the adapter failed to start: %r", self.pid, exc)
+            self.adapter = None
+            self.adapter_state = "none"
+            self.last_error = AdapterFailed(f"{type(exc).__name__}: {exc}")
+            self._fail_all(self.last_error)
+
+    async def _adapter_down(self, reason: ExitReason) -> None:
+        was_ready = self.adapter_state == "ready"
+        self.adapter = None
+        self.adapter_state = "none"
+        self.info = {}
+        self.last_error = reason
+        if was_ready or self.active is not None:
+            logger.warning("session %r lost its CLI: %s", self.pid, describe_reason(reason))
+        else:
+            logger.error("session %r: the CLI failed to start: %s", self.pid,
+                         describe_reason(reason))
+        self._fail_all(reason)
+        if was_ready:
+            # The conversation is gone with the CLI: exit with the typed reason
+            # so a supervisor restarts the session with fresh state.
+            raise otpy.Stop(reason)
+
+    def _fail_all(self, reason: ExitReason) -> None:
+        """Fail the active and queued streams and every waiting caller."""
+        requests = ([self.active] if self.active is not None else []) + list(self.queue)
+        self.active = None
+        self.queue.clear()
+        self.interrupting = False
+        for request in requests:
+            if not request.abandoned:
+                otpy.send(request.consumer, (STREAM_TAG, request.ref, "error", reason))
+            self._forget(request)
+        failure = ("error", "down", reason)
+        for caller in self.controls.values():
+            otpy.reply(caller, failure)
+        self.controls = {}
+        self.internal_controls = set()
+        for _, _, caller in self.deferred:
+            otpy.reply(caller, failure)
+        self.deferred = []
+        for caller in self.warm_waiters:
+            otpy.reply(caller, failure)
+        self.warm_waiters = []
+
+    async def _stop_adapter(self) -> None:
+        """Stop the adapter process (it shuts the CLI down) and wait, bounded."""
+        pid = self.adapter
+        self.adapter = None
+        self.adapter_state = "none"
+        self.info = {}
+        if pid is None:
+            return
+        otpy.unlink(pid)
+        ref = otpy.monitor(pid)
+        otpy.exit(pid, otpy.Shutdown())
+        bound = float(getattr(self.adapter_config, "shutdown_bound", 4.0)) + 1.0
+
+        def is_down(m: Any) -> bool:
+            return type(m) is Down and m.ref == ref
+
+        try:
+            await otpy.receive(is_down, timeout=bound)
+        except otpy.Timeout:
+            otpy.exit(pid, otpy.Kill())
+            await otpy.receive(is_down)
+
+    async def _clear(self) -> None:
+        await self._stop_adapter()
+        self._fail_all(_CLEARED)
+        self.session_id = None
+        self.last_error = None
+        self.degraded = None
+        self.options = self.options.merge(
+            resume=None, fork_session=False, continue_conversation=False, session_id=None,
+            resume_session_at=None,
+        )
+
+    async def terminate(self, reason: ExitReason) -> None:
+        self._fail_all(reason)
+        await self._stop_adapter()
+
+
+# ---------------------------------------------------------------- public API
+
+
+async def start_link(**options: Any) -> Pid:
+    """Start a session linked to the caller. The CLI starts on the first query.
+
+    Args:
+        **options: session options (see ``claudecode._options.Options``):
+            ``name``, ``model``, ``system_prompt``, ``cwd``, ``resume``,
+            ``fork_session``, ``env``, ``api_key``, ``cli_path``, ``timeout``,
+            ``include_partial_messages``, ``adapter``...
+
+    Returns:
+        The session's pid (also registered under ``name`` when given).
+
+    Raises:
+        OptionError: an unknown option or an invalid value, naming it.
+        CLINotFoundError: no CLI executable (run ``claudecode install-cli``).
+        StartError: the name is taken (``reason`` holds ``already_started``).
+    """
+    opts, prepared = prepare(options)
+    return await Session.start_link(opts, prepared, name=opts.name)
+
+
+async def start(**options: Any) -> Pid:
+    """Like :func:`start_link`, without the link.
+
+    Args:
+        **options: session options.
+
+    Returns:
+        The session's pid.
+    """
+    opts, prepared = prepare(options)
+    return await Session.start(opts, prepared, name=opts.name)
+
+
+async def start_owned(owner: Pid, **options: Any) -> Pid:
+    """Start an unlinked session that stops when ``owner`` exits (for ``query``).
+
+    Args:
+        owner: the process whose exit stops the session.
+        **options: session options.
+
+    Returns:
+        The session's pid.
+    """
+    opts, prepared = prepare(options)
+    return await Session.start(opts, prepared, owner, name=opts.name)
+
+
+def child_spec(options: dict[str, Any], *, id: Any = None, restart: str = "permanent",
+               shutdown: float | str = 5.0) -> ChildSpec:
+    """A child spec that runs a session under an ``otpy.Supervisor``.
+
+    The options are validated (and the CLI looked up) now, so a bad config
+    fails here and not on the supervisor's first start.
+
+    Args:
+        options: the session options (include ``name`` to reach it by name).
+        id: the child id (default: the name).
+        restart: "permanent", "transient" or "temporary".
+        shutdown: seconds allowed for a clean stop (the CLI is shut down too).
+
+    Returns:
+        The spec.
+    """
+    opts, _ = prepare(options)
+    child_id = id if id is not None else opts.name
+    if child_id is None:
+        raise ValueError("a supervised session needs a name or an explicit id")
+    return ChildSpec(
+        id=child_id,
+        start=(start_link, (), dict(options)),
+        restart=restart,  # type: ignore[arg-type]
+        shutdown=shutdown,
+        type="worker",
+        modules=["claudecode.Session"],
+    )
+
+
+def _unwrap(reply: Any, what: str) -> Any:
+    if type(reply) is tuple and reply and reply[0] == "ok":
+        return reply[1]
+    if type(reply) is tuple and len(reply) == 3 and reply[0] == "error":
+        _, kind, detail = reply
+        if kind == "down":
+            raise SessionError(f"{what} failed: {describe_reason(detail)}", detail)
+        raise SessionError(f"{what} failed: {detail}")
+    raise SessionError(f"{what}: unexpected reply {reply!r}")
+
+
+async def get_session_id(session: Any, timeout: float | None = 5.0) -> str | None:
+    """The conversation's session id (``None`` before the first turn, unless resuming).
+
+    Args:
+        session: a pid or a name.
+        timeout: call timeout in seconds.
+
+    Returns:
+        The id.
+    """
+    return await otpy.call(session, ("get_session_id",), timeout)  # type: ignore[no-any-return]
+
+
+async def health(session: Any, timeout: float | None = 5.0) -> Health:
+    """The session's health.
+
+    ``"healthy"``: the CLI is up (or not started yet: it starts on demand).
+    ``"degraded"``: the CLI is up but the last turn lost a line over
+    ``max_buffer_size`` or a control request timed out (cleared by the next
+    successful turn). ``("unhealthy", "provisioning")``: the CLI is starting.
+    ``("unhealthy", reason)``: the last start failed with ``reason`` (typed,
+    e.g. :class:`~claudecode._errors.CLIExited`).
+
+    Args:
+        session: a pid or a name.
+        timeout: call timeout in seconds.
+
+    Returns:
+        The health value.
+    """
+    return await otpy.call(session, ("health",), timeout)  # type: ignore[no-any-return]
+
+
+async def alive(session: Any, timeout: float | None = 5.0) -> bool:
+    """Whether the session process exists and answers.
+
+    Args:
+        session: a pid or a name.
+        timeout: seconds to wait for an answer (remote sessions).
+
+    Returns:
+        True or False; never raises for a dead or unknown session.
+    """
+    if isinstance(session, Pid):
+        try:
+            if otpy.is_alive(session):
+                return True
+        except RuntimeError:
+            return False
+    try:
+        await otpy.call(session, ("health",), timeout)
+    except (otpy.CallError, LookupError, TypeError):
+        return False
+    return True
+
+
+async def adapter_info(session: Any, timeout: float | None = 5.0) -> dict[str, Any]:
+    """What the session knows about its adapter and CLI.
+
+    Args:
+        session: a pid or a name.
+        timeout: call timeout in seconds.
+
+    Returns:
+        A dict: ``adapter``, ``adapter_pid``, ``state`` ("none" | "starting" |
+        "ready"), ``os_pid`` (the CLI's process id when running),
+        ``cli_path``, ``session_id``, ``queued``, ``active``, ``turns``,
+        ``model``, ``permission_mode``, ``last_error``, ``degraded``.
+    """
+    return await otpy.call(session, ("info",), timeout)  # type: ignore[no-any-return]
+
+
+async def prewarm(session: Any, timeout: float | None = 60.0) -> dict[str, Any]:
+    """Start the session's CLI now instead of on the first query, and wait until it is up.
+
+    Args:
+        session: a pid or a name.
+        timeout: seconds to wait.
+
+    Returns:
+        The adapter's ready info (``os_pid``, ``cli_path``, ``initialize``).
+
+    Raises:
+        SessionError: the CLI failed to start (``.reason`` is typed, e.g.
+            :class:`~claudecode._errors.CLIExited` with the stderr tail).
+    """
+    return _unwrap(await otpy.call(session, ("warm",), timeout), "prewarm")  # type: ignore[no-any-return]
+
+
+async def interrupt(session: Any, timeout: float | None = 65.0) -> dict[str, Any] | None:
+    """Interrupt the running turn (its stream ends with an error ``ResultMessage``).
+
+    Args:
+        session: a pid or a name.
+        timeout: call timeout in seconds.
+
+    Returns:
+        The CLI's answer, or ``None`` when no turn was running.
+
+    Raises:
+        SessionError: the CLI refused or did not answer in time.
+    """
+    return _unwrap(await otpy.call(session, ("interrupt",), timeout), "interrupt")  # type: ignore[no-any-return]
+
+
+async def set_model(session: Any, model: str, timeout: float | None = 65.0) -> None:
+    """Switch the model for the following turns (kept across ``clear``).
+
+    Args:
+        session: a pid or a name.
+        model: the model name or alias.
+        timeout: call timeout in seconds.
+
+    Raises:
+        SessionError: the CLI refused.
+    """
+    _unwrap(await otpy.call(session, ("set_model", model), timeout), "set_model")
+
+
+async def set_permission_mode(session: Any, mode: str, timeout: float | None = 65.0) -> None:
+    """Switch the permission mode (``"default"``, ``"acceptEdits"``/``"accept_edits"``,
+    ``"plan"``, ``"bypassPermissions"``, ``"dontAsk"``...).
+
+    Args:
+        session: a pid or a name.
+        mode: the mode (CLI or snake_case spelling).
+        timeout: call timeout in seconds.
+
+    Raises:
+        SessionError: the CLI refused.
+        InvalidOptionError: not a known mode (raised by the session, as a call error).
+    """
+    normalize_permission_mode(mode)  # fail here, not inside the session
+    _unwrap(await otpy.call(session, ("set_permission_mode", mode), timeout),
+            "set_permission_mode")
+
+
+async def send_control_request(session: Any, subtype: str, payload: dict[str, Any] | None = None,
+                               timeout: float | None = 65.0) -> dict[str, Any]:
+    """Send any host → CLI control request (``mcp_status``, ``get_context_usage``...).
+
+    Starts the CLI if it is not running yet.
+
+    Args:
+        session: a pid or a name.
+        subtype: the request's subtype.
+        payload: its other fields.
+        timeout: call timeout in seconds.
+
+    Returns:
+        The CLI's answer.
+
+    Raises:
+        SessionError: the CLI answered with an error (e.g. an unsupported subtype).
+    """
+    reply = await otpy.call(session, ("control", subtype, dict(payload or {})), timeout)
+    return _unwrap(reply, subtype)  # type: ignore[no-any-return]
+
+
+async def clear(session: Any, timeout: float | None = 30.0) -> None:
+    """Start a fresh conversation: stop the CLI, forget the session id and any
+    ``resume``/``fork_session``; the next query starts a new CLI.
+
+    Streams still running or queued fail with ``StreamError(Shutdown("session cleared"))``.
+
+    Args:
+        session: a pid or a name.
+        timeout: call timeout in seconds.
+    """
+    _unwrap(await otpy.call(session, ("clear",), timeout), "clear")
+
+
+async def stop(session: Any, reason: Any = None, timeout: float | None = 30.0) -> None:
+    """Stop the session and its CLI, and wait until both are gone.
+
+    Args:
+        session: a pid or a name.
+        reason: the exit reason (default ``otpy.Normal()``).
+        timeout: seconds to wait.
+
+    Raises:
+        CallError: no such session (``NoProc``) or it did not stop in time.
+    """
+    await otpy.stop(session, otpy.Normal() if reason is None else reason, timeout)
+

@@ -1,0 +1,432 @@
+"""Streams: one query's messages, consumed as an async iterator in an otpy process.
+
+``claudecode.stream(session, prompt)`` returns a :class:`Stream` at once and
+does nothing else: the query is sent to the session on the first ``async
+for`` step (or ``await stream.collect()``...). From then on the session
+sends the turn's messages to the consuming process's mailbox, and the stream
+reads them with a selective receive, so other messages of that process are
+left alone. The stream monitors the session: if the session dies without a
+word, the stream fails with the session's exit reason.
+
+Ending early is safe and cheap: leaving ``async with claudecode.stream(...)``,
+``await stream.aclose()``, a per-stream ``timeout`` expiring, the consuming
+process exiting, or the stream object being garbage collected all tell the
+session, which interrupts the CLI's turn so it does not run on unseen.
+
+Errors: :class:`~claudecode._errors.StreamError` (typed ``.reason``) when the
+turn cannot complete; :class:`~claudecode._errors.ResultError` from
+:meth:`Stream.final_text` / :meth:`Stream.final_result` when the turn ended
+with an error result (``collect`` reports ``is_error`` instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any, Final
+
+import attrs
+import trio
+
+import otpy
+from claudecode._errors import ResultError, StreamError
+from claudecode._messages import (
+    AssistantMessage,
+    ContentBlock,
+    Message,
+    PartialAssistantMessage,
+    ResultMessage,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    UserMessage,
+)
+from claudecode._protocol import _plain
+from claudecode._session import ABANDON_TAG, STREAM_TAG, start_owned, stop
+from otpy import Down, Pid, Ref
+from otpy._process import Process, current
+
+__all__ = ["Collected", "Stream", "query", "stream"]
+
+_UNSET: Final[Any] = object()
+
+
+@attrs.frozen
+class Collected:
+    """Everything a turn produced, gathered by :meth:`Stream.collect`.
+
+    Attributes:
+        text: the text of every assistant text block, concatenated.
+        tool_calls: ``(tool_use, tool_result)`` pairs in call order; the
+            result is ``None`` if none arrived (e.g. interrupted).
+        thinking: the thinking text, concatenated.
+        result: the final result text (``ResultMessage.result``).
+        is_error: whether the turn ended with an error result.
+        session_id: the conversation's session id.
+        usage: total token usage of the turn.
+        total_cost_usd: the session's cost so far, as the CLI reports it.
+        stop_reason: the last API stop reason.
+        num_turns: agentic turns taken.
+        result_message: the ``ResultMessage`` itself.
+        messages: every message of the turn, in order.
+    """
+
+    text: str
+    tool_calls: list[tuple[ToolUseBlock, ToolResultBlock | None]]
+    thinking: str
+    result: str | None
+    is_error: bool
+    session_id: str | None
+    usage: dict[str, Any] | None
+    total_cost_usd: float | None
+    stop_reason: str | None
+    num_turns: int | None
+    result_message: ResultMessage | None = None
+    messages: list[Message] = attrs.field(factory=list, repr=False)
+
+
+class Stream:
+    """The messages of one query. Create it with :func:`stream`.
+
+    Iterate it (``async for message in stream``) in an otpy process; the
+    last message is the turn's ``ResultMessage``. A stream is consumed once:
+    the helper methods below all read from the same iterator. Use it as an
+    async context manager to stop early safely.
+    """
+
+    def __init__(self, session: Any, prompt: str | Sequence[ContentBlock | dict[str, Any]],
+                 *, timeout: float | None = _UNSET, call_timeout: float | None = 30.0) -> None:
+        if isinstance(prompt, str):
+            content: Any = prompt
+        elif isinstance(prompt, Sequence) and not isinstance(prompt, bytes | bytearray):
+            content = _plain(list(prompt))
+        else:
+            raise TypeError(f"a prompt is a str or a list of content blocks, "
+                            f"not {type(prompt).__name__}")
+        if timeout is not _UNSET and timeout is not None and (
+                not isinstance(timeout, int | float) or isinstance(timeout, bool)
+                or not timeout > 0):
+            raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
+        self._session = session
+        self._content = content
+        self._timeout: float | None = timeout
+        self._call_timeout = call_timeout
+        self._state = "new"  # new | running | done | closed
+        self._ref: Ref | None = None
+        self._proc: Process | None = None
+        self._session_pid: Pid | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._result: ResultMessage | None = None
+
+    def __repr__(self) -> str:
+        return f"<claudecode.Stream {self._state} session={self._session!r}>"
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def _start(self) -> None:
+        proc = current()
+        self._proc = proc
+        self._token = trio.lowlevel.current_trio_token()
+        ref = otpy.monitor(self._session)
+        self._ref = ref
+        self._state = "running"
+        try:
+            reply = await otpy.call(self._session, ("query", ref, self._content, proc.pid),
+                                    self._call_timeout)
+        except otpy.CallError as err:
+            self._finish()
+            raise StreamError(err.reason, "the session could not take the query") from None
+        except BaseException:
+            self._abandon()
+            raise
+        if reply[0] != "ok":
+            self._finish()
+            if reply[1] == "prompt":
+                raise TypeError(reply[2])
+            raise StreamError(otpy.as_reason(reply), str(reply[2]))
+        _, self._session_pid, default_timeout = reply
+        if self._timeout is _UNSET:
+            self._timeout = default_timeout
+
+    def _finish(self) -> None:
+        """The stream is over: stop watching the session."""
+        self._state = "done"
+        proc, ref = self._proc, self._ref
+        if proc is not None and ref is not None and proc.alive:
+            proc.node.demonitor(proc, ref, True)
+
+    def _abandon(self) -> None:
+        """Tell the session we are gone, stop watching it, drop what it already sent.
+
+        Synchronous on purpose: it runs from ``aclose``, from cancellation
+        paths and (through the trio token) from ``__del__``.
+        """
+        if self._state != "running":
+            return
+        self._state = "closed"
+        proc, ref = self._proc, self._ref
+        if proc is None or ref is None:
+            return
+        target = self._session_pid if self._session_pid is not None else self._session
+        with contextlib.suppress(Exception):
+            proc.node.send(target, (ABANDON_TAG, ref))
+        if proc.alive:
+            proc.node.demonitor(proc, ref, True)
+            box = proc.mailbox
+            if box:
+                keep = [m for m in box if not _is_ours(m, ref)]
+                if len(keep) != len(box):
+                    box.clear()
+                    box.extend(keep)
+
+    async def aclose(self) -> None:
+        """Stop consuming: the session interrupts the turn if it is still running."""
+        if self._state == "running":
+            self._abandon()
+        elif self._state == "new":
+            self._state = "closed"
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", None) != "running":
+            return
+        token = self._token
+        if token is None:
+            return
+        with contextlib.suppress(trio.RunFinishedError, RuntimeError):
+            token.run_sync_soon(self._abandon)
+
+    # -- iteration -----------------------------------------------------------
+
+    def __aiter__(self) -> Stream:
+        return self
+
+    async def __anext__(self) -> Message:
+        if self._state == "new":
+            await self._start()
+        if self._state != "running":
+            raise StopAsyncIteration
+        proc = self._proc
+        if proc is not None and current() is not proc:
+            raise RuntimeError("a stream must be consumed by the process that started it")
+        ref = self._ref
+        assert ref is not None
+
+        def match(m: Any) -> bool:
+            return _is_ours(m, ref)
+
+        try:
+            msg = await otpy.receive(match, timeout=self._timeout)
+        except otpy.Timeout:
+            self._abandon()
+            raise StreamError(otpy.Timeout(),
+                              f"no message within {self._timeout} s; the turn was interrupted"
+                              ) from None
+        except BaseException:
+            # Cancelled while waiting: the session is told, the turn interrupted.
+            self._abandon()
+            raise
+        if type(msg) is Down:
+            self._state = "done"
+            raise StreamError(msg.reason, "the session exited")
+        kind = msg[2]
+        if kind == "message":
+            message: Message = msg[3]
+            if isinstance(message, ResultMessage):
+                self._result = message
+                self._finish()
+            return message
+        self._finish()
+        raise StreamError(msg[3])
+
+    # -- helpers ----------------------------------------------------------------
+
+    async def text_content(self) -> AsyncIterator[str]:
+        """The text of each assistant text block, as it completes."""
+        async for message in self:
+            if isinstance(message, AssistantMessage):
+                for block in message.content:
+                    if isinstance(block, TextBlock):
+                        yield block.text
+
+    async def thinking_content(self) -> AsyncIterator[str]:
+        """The text of each thinking block, as it completes."""
+        async for message in self:
+            if isinstance(message, AssistantMessage):
+                for block in message.content:
+                    if isinstance(block, ThinkingBlock):
+                        yield block.thinking
+
+    async def text_deltas(self) -> AsyncIterator[str]:
+        """Text as it is generated (needs ``include_partial_messages=True``)."""
+        async for message in self:
+            if isinstance(message, PartialAssistantMessage):
+                delta = message.text_delta
+                if delta:
+                    yield delta
+
+    async def thinking_deltas(self) -> AsyncIterator[str]:
+        """Thinking as it is generated (needs ``include_partial_messages=True``)."""
+        async for message in self:
+            if isinstance(message, PartialAssistantMessage):
+                delta = message.thinking_delta
+                if delta:
+                    yield delta
+
+    async def tool_uses(self) -> AsyncIterator[ToolUseBlock]:
+        """Each tool call the model makes."""
+        async for message in self:
+            if isinstance(message, AssistantMessage):
+                for block in message.content:
+                    if isinstance(block, ToolUseBlock):
+                        yield block
+
+    async def tool_results(self) -> AsyncIterator[ToolResultBlock]:
+        """Each tool result sent back to the model."""
+        async for message in self:
+            if isinstance(message, UserMessage):
+                for block in message.tool_results:
+                    yield block
+
+    async def final_result(self) -> ResultMessage:
+        """Consume the stream and return its ``ResultMessage``.
+
+        Raises:
+            ResultError: the result has ``is_error`` set (``.result`` holds it).
+            StreamError: the turn could not complete.
+        """
+        async for _ in self:
+            pass
+        result = self._result
+        if result is None:
+            raise StreamError(otpy.Normal(), "the stream was closed before its result")
+        if result.is_error:
+            raise ResultError(result)
+        return result
+
+    async def final_text(self) -> str:
+        """Consume the stream and return the final result text.
+
+        Raises:
+            ResultError: the result has ``is_error`` set.
+            StreamError: the turn could not complete.
+        """
+        result = await self.final_result()
+        return result.result or ""
+
+    async def collect(self) -> Collected:
+        """Consume the stream and gather everything (never raises ``ResultError``).
+
+        Raises:
+            StreamError: the turn could not complete.
+        """
+        messages: list[Message] = []
+        text: list[str] = []
+        thinking: list[str] = []
+        calls: dict[str, int] = {}
+        tool_calls: list[tuple[ToolUseBlock, ToolResultBlock | None]] = []
+        async for message in self:
+            messages.append(message)
+            if isinstance(message, AssistantMessage):
+                for block in message.content:
+                    if isinstance(block, TextBlock):
+                        text.append(block.text)
+                    elif isinstance(block, ThinkingBlock):
+                        thinking.append(block.thinking)
+                    elif isinstance(block, ToolUseBlock):
+                        calls[block.id] = len(tool_calls)
+                        tool_calls.append((block, None))
+            elif isinstance(message, UserMessage):
+                for result_block in message.tool_results:
+                    i = calls.get(result_block.tool_use_id)
+                    if i is not None:
+                        tool_calls[i] = (tool_calls[i][0], result_block)
+        result = self._result
+        if result is None:
+            raise StreamError(otpy.Normal(), "the stream was closed before its result")
+        return Collected(
+            text="".join(text),
+            tool_calls=tool_calls,
+            thinking="".join(thinking),
+            result=result.result,
+            is_error=result.is_error,
+            session_id=result.session_id,
+            usage=result.usage,
+            total_cost_usd=result.total_cost_usd,
+            stop_reason=result.stop_reason,
+            num_turns=result.num_turns,
+            result_message=result,
+            messages=messages,
+        )
+
+    @property
+    def result(self) -> ResultMessage | None:
+        """The ``ResultMessage`` once the stream reached it."""
+        return self._result
+
+
+def _is_ours(m: Any, ref: Ref) -> bool:
+    t = type(m)
+    if t is tuple:
+        return len(m) == 4 and m[0] == STREAM_TAG and m[1] == ref
+    return t is Down and m.ref == ref
+
+
+def stream(session: Any, prompt: str | Sequence[ContentBlock | dict[str, Any]], *,
+           timeout: float | None = _UNSET) -> Stream:
+    """A stream of the messages of one query to ``session``.
+
+    Nothing is sent until the stream is first iterated (or awaited with
+    ``collect`` / ``final_text`` / ``final_result``). Consume it inside an
+    otpy process.
+
+    Args:
+        session: a session pid or name (local, ``otpy.Global``, ``otpy.Via``).
+        prompt: the prompt text, or a list of content blocks (objects or dicts).
+        timeout: seconds to wait for each next message; ``None`` waits
+            forever; default: the session's ``timeout`` option. On expiry the
+            stream fails with ``StreamError(otpy.Timeout())`` and the turn is
+            interrupted.
+
+    Returns:
+        The :class:`Stream`.
+    """
+    return Stream(session, prompt, timeout=timeout)
+
+
+async def query(prompt: str | Sequence[ContentBlock | dict[str, Any]],
+                **options: Any) -> ResultMessage:
+    """One-off query: start a temporary session, run one turn, stop the session.
+
+    The session is not linked to the caller but stops if the caller exits,
+    and is always stopped (with its CLI) before this returns. A ``name``
+    option is ignored (the session is private to this call).
+
+    Args:
+        prompt: the prompt.
+        **options: session options (as for ``start_link``); ``timeout``
+            applies to the stream.
+
+    Returns:
+        The turn's ``ResultMessage`` (``.result`` is the text).
+
+    Raises:
+        ResultError: the turn ended with an error result.
+        StreamError: the turn could not complete.
+        OptionError / CLINotFoundError: as for ``start_link``.
+    """
+    options.pop("name", None)
+    session = await start_owned(otpy.self(), **options)
+    try:
+        return await stream(session, prompt).final_result()
+    finally:
+        with trio.CancelScope(shield=True), contextlib.suppress(otpy.CallError):
+            await stop(session)
