@@ -9,8 +9,8 @@ Subcommands:
   executable a session would run (see :func:`claudecode._install.resolve_cli`).
 
 Each subcommand is one ``_cmd_*`` function registered in :func:`build_parser`;
-new subcommands (e.g. a future ``sandbox`` that starts a remote CLI node) are
-added the same way.
+``sandbox`` runs a node hosting the CLI processes of remote sessions
+(:func:`claudecode.sandbox.serve`).
 """
 
 from __future__ import annotations
@@ -88,8 +88,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-version", action="store_true", help="also run it to print its version")
     p.set_defaults(handler=_cmd_cli_path)
 
-    # Future: `sandbox` (run a CLI node for claudecode.adapters.Node) is registered here.
+    p = sub.add_parser(
+        "sandbox",
+        help="run a sandbox node that hosts the CLI processes of remote sessions",
+        description="Run an otpy node that hosts Claude Code CLI processes for sessions on "
+        "other nodes (claudecode.adapters.Node). Stops on SIGTERM, shutting its CLIs down.",
+    )
+    p.add_argument("--name", required=True, help="node name, e.g. claude@sandbox1")
+    p.add_argument("--cookie-file", help="file holding the distribution cookie "
+                   "(default: $OTPY_COOKIE, else ~/.erlang.cookie)")
+    p.add_argument("--epmd-port", type=int, help="EPMD port (default $ERL_EPMD_PORT or 4369)")
+    p.add_argument("--net-ticktime", type=float, default=60.0,
+                   help="seconds of silence before a peer counts as gone")
+    p.add_argument("--install", action="store_true",
+                   help="install the pinned CLI at start-up if none is found")
+    p.add_argument("--tls-cert", help="TLS distribution: this node's certificate (PEM)")
+    p.add_argument("--tls-key", help="TLS distribution: its private key (PEM)")
+    p.add_argument("--tls-ca", help="TLS distribution: the CA that signs peers")
+    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    p.set_defaults(handler=_cmd_sandbox)
     return parser
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    import otpy
+    from claudecode.sandbox import serve
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.cookie_file:
+        with open(args.cookie_file) as f:
+            cookie = f.read().strip()
+    else:
+        from otpy._dist import default_cookie
+
+        cookie = os.environ.get("OTPY_COOKIE") or default_cookie()
+    options: dict[str, object] = {"net_ticktime": args.net_ticktime}
+    if args.epmd_port:
+        options["epmd_port"] = args.epmd_port
+    if args.tls_cert or args.tls_key or args.tls_ca:
+        if not (args.tls_cert and args.tls_key and args.tls_ca):
+            _err("claudecode: error: --tls-cert, --tls-key and --tls-ca go together")
+            return 2
+        options["tls"] = otpy.TLSConfig(args.tls_cert, args.tls_key, args.tls_ca)
+    serve(args.name, cookie, install=args.install, **options)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

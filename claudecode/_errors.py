@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from otpy import ExitReason
+from otpy import ExitReason, register_reason
 
 INSTALL_COMMAND = "claudecode install-cli"
 """The shell command that installs the pinned Claude Code CLI."""
@@ -73,6 +73,7 @@ _TAIL_SHOWN = 2000
 """Characters of a stderr tail quoted in an error message."""
 
 
+@register_reason
 @attrs.frozen(slots=True)
 class CLIExited(ExitReason):
     """The CLI process exited (or was killed) while the session needed it.
@@ -110,6 +111,7 @@ class CLIExited(ExitReason):
         return f"{what} (no stderr output)"
 
 
+@register_reason
 @attrs.frozen(slots=True)
 class LineTooLong(ExitReason):
     """A stdout line of the CLI exceeded ``max_buffer_size`` and was discarded.
@@ -132,6 +134,7 @@ class LineTooLong(ExitReason):
         )
 
 
+@register_reason
 @attrs.frozen(slots=True)
 class AdapterFailed(ExitReason):
     """The adapter could not do its job (the CLI could not be spawned, the
@@ -161,6 +164,48 @@ def describe_reason(reason: ExitReason) -> str:
     if callable(describe):
         return str(describe())
     return repr(reason)
+
+
+class ConnectTimeoutError(ClaudeCodeError):
+    """The Node adapter could not connect to its sandbox node within ``connect_timeout``.
+
+    Attributes:
+        node: the sandbox node.
+        timeout: the timeout in seconds.
+    """
+
+    def __init__(self, node: str, timeout: float) -> None:
+        super().__init__(f"no connection to sandbox node {node} within {timeout} s")
+        self.node = node
+        self.timeout = timeout
+
+
+class NodeConnectFailedError(ClaudeCodeError):
+    """The sandbox node refused or could not be reached (not registered with
+    EPMD, wrong cookie, TLS mismatch...).
+
+    Attributes:
+        node: the sandbox node.
+    """
+
+    def __init__(self, node: str) -> None:
+        super().__init__(f"cannot connect to sandbox node {node} (is it running, with the same "
+                         f"cookie?)")
+        self.node = node
+
+
+class RPCFailedError(ClaudeCodeError):
+    """A call the Node adapter made on the sandbox failed.
+
+    Attributes:
+        node: the sandbox node.
+        reason: the failure (``{badrpc, Reason}`` term, or a typed exit reason).
+    """
+
+    def __init__(self, node: str, what: str, reason: object) -> None:
+        super().__init__(f"{what} on {node} failed: {reason!r}")
+        self.node = node
+        self.reason = reason
 
 
 class StreamError(ClaudeCodeError):

@@ -126,6 +126,38 @@ def prepare(options: dict[str, Any]) -> tuple[Options, Any]:
     return opts, adapter.prepare(opts)
 
 
+async def aprepare(options: dict[str, Any]) -> tuple[Options, Any]:
+    """`prepare`, then the adapter's asynchronous checks (a Node adapter
+    connects to its sandbox here, so its errors are raised by ``start_link``).
+
+    Args:
+        options: the keyword options of ``start_link``.
+
+    Returns:
+        ``(validated options, what the adapter prepared)``.
+    """
+    opts, prepared = prepare(options)
+    adapter = _default_adapter(opts)
+    if adapter.resume_on_restart and opts.resume is None and opts.name is not None:
+        last = _last_session_ids.get(_name_key(opts.name))
+        if last is not None:
+            opts = opts.merge(resume=last)
+    return opts, await adapter.aprepare(opts, prepared)
+
+
+#: The last CLI session id seen per session name, for adapters that resume
+#: a restarted session's conversation (`claudecode.adapters.Pool`).
+_last_session_ids: dict[Any, str] = {}
+
+
+def _name_key(name: Any) -> Any:
+    try:
+        hash(name)
+    except TypeError:
+        return repr(name)
+    return name
+
+
 class Session(otpy.GenServer):
     """The session server. Start it with :func:`start_link`, not directly."""
 
@@ -335,6 +367,9 @@ class Session(otpy.GenServer):
         msg = message if isinstance(message, Message) else parse_message(message)
         sid = getattr(msg, "session_id", None)
         if isinstance(sid, str) and sid:
+            if sid != self.session_id and self.adapter_config.resume_on_restart and \
+                    self.options.name is not None:
+                _last_session_ids[_name_key(self.options.name)] = sid
             self.session_id = sid
         request = self.active
         if request is None:
@@ -550,7 +585,7 @@ async def start_link(**options: Any) -> Pid:
         CLINotFoundError: no CLI executable (run ``claudecode install-cli``).
         StartError: the name is taken (``reason`` holds ``already_started``).
     """
-    opts, prepared = prepare(options)
+    opts, prepared = await aprepare(options)
     return await Session.start_link(opts, prepared, name=opts.name)
 
 
@@ -563,7 +598,7 @@ async def start(**options: Any) -> Pid:
     Returns:
         The session's pid.
     """
-    opts, prepared = prepare(options)
+    opts, prepared = await aprepare(options)
     return await Session.start(opts, prepared, name=opts.name)
 
 
@@ -577,7 +612,7 @@ async def start_owned(owner: Pid, **options: Any) -> Pid:
     Returns:
         The session's pid.
     """
-    opts, prepared = prepare(options)
+    opts, prepared = await aprepare(options)
     return await Session.start(opts, prepared, owner, name=opts.name)
 
 

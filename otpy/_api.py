@@ -43,6 +43,7 @@ __all__ = [
     "run",
     "self",
     "send",
+    "set_cookie",
     "spawn",
     "spawn_link",
     "spawn_monitor",
@@ -258,6 +259,23 @@ def nodes() -> list[str]:
     """The nodes this node is connected to."""
     dist = current().node.dist
     return [] if dist is None else dist.connected_nodes()
+
+
+def set_cookie(node: str, cookie: str) -> None:
+    """Use ``cookie`` for connections this node makes to ``node`` (Erlang's
+    ``erlang:set_cookie/2``); other nodes keep the node's own cookie.
+
+    Args:
+        node: the peer node.
+        cookie: its cookie. Never logged.
+
+    Raises:
+        RuntimeError: this node is not distributed.
+    """
+    dist = current().node.dist
+    if dist is None:
+        raise RuntimeError("set_cookie needs a distributed node (otpy.run(..., node=...))")
+    dist.cookies[node] = cookie
 
 
 async def connect(node: str) -> bool:

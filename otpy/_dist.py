@@ -119,6 +119,7 @@ class Distribution:
         self.tls_server = tls.server_context() if tls is not None else None
         self.tls_client = tls.client_context() if tls is not None else None
         self.conns: dict[Atom, Connection] = {}
+        self.cookies: dict[str, str] = {}  # per-node cookies (erlang:set_cookie/2)
         self.aliases: dict[Ref, Process] = {}
         self.registration: Registration | None = None
         self.port = 0
@@ -199,7 +200,7 @@ class Distribution:
             dc = await connect_to_node(
                 conn.peer.name,
                 this_node=self.name,
-                cookie=self.cookie,
+                cookie=self.cookies.get(conn.peer.name, self.cookie),
                 creation=self.creation,
                 hidden=self.hidden,
                 epmd_port=self.epmd_port,

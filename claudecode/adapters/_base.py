@@ -101,6 +101,25 @@ class Adapter(abc.ABC):
         """
         return None
 
+    async def aprepare(self, options: Options, prepared: Any) -> Any:
+        """Asynchronous checks before the session starts (connect to a node...).
+
+        Runs in the caller of ``claudecode.start_link`` right after
+        :meth:`prepare`, so its errors are raised there, typed.
+
+        Args:
+            options: the validated session options.
+            prepared: what :meth:`prepare` returned.
+
+        Returns:
+            What :meth:`start` will get (default: ``prepared`` unchanged).
+        """
+        return prepared
+
+    #: When True, a session restarted under the same name resumes the last
+    #: conversation it had (see `claudecode.adapters.Pool`).
+    resume_on_restart: bool = False
+
     @abc.abstractmethod
     async def start(self, session: Pid, options: Options, prepared: Any) -> Pid:
         """Start the adapter process, linked to the calling session process.

@@ -141,7 +141,8 @@ class Port(Adapter):
             The adapter process's pid.
         """
         cli = prepared if isinstance(prepared, str) else self.prepare(options)
-        return otpy.spawn(_port_main, self, session, options, cli, link=True, trap_exits=True)
+        return otpy.spawn(_port_main, self, session, Launch.local(options, cli), link=True,
+                          trap_exits=True)
 
     @property
     def shutdown_bound(self) -> float:
@@ -149,8 +150,64 @@ class Port(Adapter):
         return self.close_timeout + self.term_timeout + 1.0
 
 
-async def _port_main(config: Port, session: Pid, options: Options, cli: str) -> None:
-    await _PortProcess(config, session, options, cli).run()
+@attrs.frozen
+class Launch:
+    """Everything an adapter process needs to run one CLI.
+
+    Built from the session's `Options` on the node where they live
+    (`Launch.local`); the Node adapter builds one on the sandbox from plain
+    terms (the options' callables stay home; callbacks reach them through
+    ``handler``).
+
+    Attributes:
+        cli: the executable.
+        args: the arguments after it.
+        env: the child's complete environment.
+        cwd: its working directory.
+        max_buffer_size: the stdout line limit.
+        control_timeout: seconds a host → CLI control request may take.
+        handler: answers the CLI's control requests.
+        raw_messages: send messages to the session as raw dicts (for a session
+            on another node) instead of typed objects.
+    """
+
+    cli: str
+    args: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    max_buffer_size: int
+    control_timeout: float
+    handler: ControlHandler
+    raw_messages: bool = False
+
+    @classmethod
+    def local(cls, options: Options, cli: str) -> Launch:
+        """The launch for a session on this node.
+
+        Args:
+            options: the session options.
+            cli: the CLI executable.
+
+        Returns:
+            The launch.
+        """
+        return cls(cli, to_cli_args(options), to_cli_env(options), options.cwd,
+                   options.max_buffer_size, options.control_timeout,
+                   make_control_handler(options))
+
+
+async def port_main(config: Port, session: Pid, launch: Launch) -> None:
+    """The body of an adapter process: run the CLI described by ``launch``.
+
+    Args:
+        config: the Port settings (shutdown timeouts, stderr tail size).
+        session: where notices go.
+        launch: the CLI to run.
+    """
+    await _PortProcess(config, session, launch).run()
+
+
+_port_main = port_main
 
 
 # ---------------------------------------------------------------------------
@@ -283,13 +340,13 @@ async def _answer_request(adapter: Pid, handler: ControlHandler, request: Contro
 class _PortProcess:
     """State of one adapter process; :meth:`run` is its body."""
 
-    def __init__(self, config: Port, session: Pid, options: Options, cli: str) -> None:
+    def __init__(self, config: Port, session: Pid, launch: Launch) -> None:
         self.config = config
         self.session = session
-        self.options = options
-        self.cli = cli
-        self.proto = CLIProtocol(max_buffer_size=options.max_buffer_size)
-        self.handler = make_control_handler(options)
+        self.launch = launch
+        self.cli = launch.cli
+        self.proto = CLIProtocol(max_buffer_size=launch.max_buffer_size)
+        self.handler = launch.handler
         self.child: _Child | None = None
         self.nursery: trio.Nursery | None = None
         self.stderr = bytearray()
@@ -307,11 +364,11 @@ class _PortProcess:
 
     async def run(self) -> None:
         self.me = otpy.self()
-        argv = [self.cli, *to_cli_args(self.options)]
-        env = to_cli_env(self.options)
+        launch = self.launch
+        argv = [self.cli, *launch.args]
         try:
             try:
-                self.child = _Child(argv, env, self.options.cwd)
+                self.child = _Child(argv, launch.env, launch.cwd)
             except OSError as exc:
                 failed = AdapterFailed(f"cannot start the CLI {self.cli}: {exc}")
                 raise ProcessExit(failed) from None
@@ -393,6 +450,7 @@ class _PortProcess:
         assert child is not None and self.me is not None
         me = self.me
         session = self.session
+        raw = self.launch.raw_messages
         feed = self.proto.feed
         try:
             while True:
@@ -401,14 +459,15 @@ class _PortProcess:
                     break
                 for event in feed(chunk):
                     if isinstance(event, Message):
-                        otpy.send(session, (ADAPTER_TAG, me, "message", event))
+                        otpy.send(session, (ADAPTER_TAG, me, "message",
+                                            event.raw if raw else event))
                     else:
                         self._side_event(event)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         for event in self.proto.feed_eof():
             if isinstance(event, Message):
-                otpy.send(session, (ADAPTER_TAG, me, "message", event))
+                otpy.send(session, (ADAPTER_TAG, me, "message", event.raw if raw else event))
             else:
                 self._side_event(event)
         # stdout ended: the CLI is exiting. Let stderr drain so the tail is complete.
@@ -461,7 +520,7 @@ class _PortProcess:
 
     def _start_timer(self, request_id: str) -> None:
         assert self.nursery is not None
-        self.nursery.start_soon(self._timer, request_id, self.options.control_timeout)
+        self.nursery.start_soon(self._timer, request_id, self.launch.control_timeout)
 
     # -- the loop ----------------------------------------------------------------
 
@@ -594,7 +653,7 @@ class _PortProcess:
             return
         self.proto.forget_request(request_id)
         ref, reply_to = entry
-        seconds = self.options.control_timeout
+        seconds = self.launch.control_timeout
         if ref == _INIT:
             self.reason = AdapterFailed(f"the CLI did not answer initialize within {seconds} s")
             raise _Stop

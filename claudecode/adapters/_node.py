@@ -1,0 +1,291 @@
+"""The Node adapter: the CLI runs on a sandbox node, the session stays here.
+
+The session is an ordinary local GenServer; only its adapter process lives
+on the sandbox (``claudecode sandbox``), started there by rpc and linked to
+the session over the Erlang distribution connection. Messages from the CLI
+arrive as raw dicts and are parsed here. Callbacks come home: in-process MCP
+tools, ``can_use_tool`` and ``where="local"`` hooks run on this node in a
+callback proxy process (started only when the session has such callbacks);
+``where="remote"`` hooks run on the sandbox, imported there by reference.
+
+Failure semantics: if the sandbox dies or the connection drops, the link
+fires ``NoConnection`` on both sides — the streaming caller gets
+``StreamError(NoConnection(...))`` and the session exits with that reason
+(its supervisor restarts it); on the sandbox the adapter shuts its CLI down.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import attrs
+import trio
+
+import otpy
+from claudecode._callbacks import CallbackError, CallbackHandler
+from claudecode._errors import (
+    CLINotFoundError,
+    ConnectTimeoutError,
+    NodeConnectFailedError,
+    RPCFailedError,
+)
+from claudecode._options import Options, build_hooks_config, sdk_mcp_servers, to_cli_args
+from claudecode._options import to_cli_env as _to_cli_env
+from claudecode.adapters._base import Adapter
+from otpy import Pid
+
+__all__ = ["Node", "Pool", "launch_spec"]
+
+logger = logging.getLogger("claudecode.adapter.node")
+_SANDBOX = "claudecode.sandbox"
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"Node.{attribute.name} must be a positive number, got {value!r}")
+
+
+def _hook_ref(fn: Any) -> str:
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        raise ValueError(
+            f"a where='remote' hook must be a module-level function importable on the sandbox, "
+            f"not {fn!r}")
+    return f"{module}:{qualname}"
+
+
+def needs_proxy(options: Options) -> bool:
+    """Whether the session has callbacks that must run on this node."""
+    if options.can_use_tool is not None or sdk_mcp_servers(options):
+        return True
+    _, specs = build_hooks_config(options.hooks)
+    return any(s.where != "remote" for s in specs)
+
+
+def launch_spec(options: Options, callback_timeout: float) -> dict[str, Any]:
+    """The launch of a session's CLI as plain terms, for the sandbox.
+
+    Everything is computed here from the options except the executable and
+    the base environment, which are the sandbox's own. The session's
+    ``api_key`` travels in ``env`` (only to that CLI's environment).
+
+    Args:
+        options: the session options.
+        callback_timeout: seconds a callback may take.
+
+    Returns:
+        The spec `claudecode.sandbox.start_adapter` takes.
+    """
+    handler = CallbackHandler(options, callback_timeout=callback_timeout)
+    _, specs = build_hooks_config(options.hooks)
+    return {
+        "cli_path": options.cli_path,
+        "args": to_cli_args(options),
+        "env": _to_cli_env(options, base_env={}),
+        "unset": [k for k, v in options.env.items() if v is None],
+        "cwd": options.cwd,
+        "max_buffer_size": options.max_buffer_size,
+        "control_timeout": options.control_timeout,
+        "initialize": handler.initialize_payload(),
+        "callback_timeout": callback_timeout,
+        "hooks": [
+            {"event": s.event, "matcher": s.matcher, "timeout": s.timeout,
+             "ref": _hook_ref(s.callback) if s.where == "remote" else None}
+            for s in specs
+        ],
+    }
+
+
+async def _proxy(options: Options, callback_timeout: float) -> None:
+    """The callback proxy: answers the sandbox's callback calls, here."""
+    handler = CallbackHandler(options, where="local", callback_timeout=callback_timeout)
+    while True:
+        msg = await otpy.receive()
+        if type(msg) is tuple and len(msg) == 3 and msg[0] == otpy.Atom("$gen_call"):
+            request = msg[2]
+            if type(request) is tuple and len(request) == 2 and request[0] == "handle":
+                otpy.spawn(_answer, handler, msg[1], request[1])
+
+
+async def _answer(handler: CallbackHandler, caller: Any, raw: dict[str, Any]) -> None:
+    from claudecode.sandbox import request_from_raw
+
+    try:
+        payload = await handler.handle(request_from_raw(raw))
+    except CallbackError as err:
+        otpy.reply(caller, ("error", err.error))
+        return
+    except Exception as exc:
+        otpy.reply(caller, ("error", f"{type(exc).__name__}: {exc}"))
+        return
+    otpy.reply(caller, ("ok", payload))
+
+
+@attrs.frozen
+class Node(Adapter):
+    """Run the CLI on a sandbox node (``claudecode sandbox``); the session stays here.
+
+    The app node must itself be distributed (``otpy.run(..., node=...)``).
+    ``cwd`` is required: it is created on the sandbox.
+
+    Attributes:
+        node: the sandbox node, ``claude@host``.
+        cookie: the sandbox's cookie, if it differs from this node's (never logged).
+        connect_timeout: seconds to reach the sandbox.
+        callback_timeout: seconds an MCP tool, hook or ``can_use_tool`` may
+            take; over it that one tool call fails, not the session.
+    """
+
+    node: str
+    cookie: str | None = attrs.field(default=None, repr=False)
+    connect_timeout: float = attrs.field(default=5.0, validator=_positive)
+    callback_timeout: float = attrs.field(default=30.0, validator=_positive)
+
+    def prepare(self, options: Options) -> Any:
+        if options.cwd is None:
+            from claudecode._protocol_errors import InvalidOptionError
+
+            raise InvalidOptionError("cwd", "the Node adapter needs a cwd (created on the "
+                                            "sandbox)")
+        return None
+
+    async def aprepare(self, options: Options, prepared: Any) -> Any:
+        """Connect, create the workspace, check the sandbox's CLI (typed errors).
+
+        Raises:
+            ConnectTimeoutError / NodeConnectFailedError: the sandbox is unreachable.
+            RPCFailedError: the workspace could not be created.
+            CLINotFoundError: the sandbox has no CLI (with its message).
+        """
+        await self.connect()
+        await self.rpc("make_workspace", [options.cwd], "creating the workspace")
+        return await self.rpc("check_cli", [options.cli_path], "checking the CLI")
+
+    async def connect(self) -> None:
+        """Connect to the sandbox within ``connect_timeout``."""
+        if otpy.node() == "nonode@nohost":
+            raise NodeConnectFailedError(self.node)
+        if self.cookie is not None:
+            otpy.set_cookie(self.node, self.cookie)
+        ok = False
+        with trio.move_on_after(self.connect_timeout):
+            ok = await otpy.connect(self.node)
+            if not ok:
+                raise NodeConnectFailedError(self.node)
+        if not ok:
+            raise ConnectTimeoutError(self.node, self.connect_timeout)
+
+    async def rpc(self, function: str, args: list[Any], what: str,
+                  timeout: float | None = None) -> Any:
+        """Call ``claudecode.sandbox.<function>`` on the sandbox, with typed errors."""
+        try:
+            return await otpy.rpc.call(self.node, _SANDBOX, function, args,
+                                       timeout=timeout or self.connect_timeout + 30.0)
+        except otpy.rpc.RPCError as err:
+            if _is_cli_not_found(err.reason):
+                raise CLINotFoundError(f"on sandbox {self.node}: {_exc_message(err.reason)}")\
+                    from None
+            raise RPCFailedError(self.node, what, err.reason) from None
+        except otpy.CallError as err:
+            raise RPCFailedError(self.node, what, err.reason) from None
+
+    async def start(self, session: Pid, options: Options, prepared: Any) -> Pid:
+        await self.connect()
+        proxy = None
+        if needs_proxy(options):
+            proxy = otpy.spawn(_proxy, options, self.callback_timeout, link=True)
+        spec = launch_spec(options, self.callback_timeout)
+        pid = await self.rpc("start_adapter", [session, spec, proxy], "starting the CLI")
+        otpy.link(pid)
+        logger.info("session %r: CLI running on %s (adapter %r)", session, self.node, pid)
+        return pid  # type: ignore[no-any-return]
+
+    def describe(self) -> str:
+        return f"Node({self.node})"
+
+
+def _exc_message(reason: Any) -> str:
+    # {'EXIT', {python_exception, Type, Message, Traceback}}
+    try:
+        return str(reason[1][2])
+    except (TypeError, IndexError):
+        return repr(reason)
+
+
+def _is_cli_not_found(reason: Any) -> bool:
+    try:
+        return str(reason[1][0]) == "python_exception" and str(reason[1][1]) == "CLINotFoundError"
+    except (TypeError, IndexError):
+        return False
+
+
+@attrs.frozen
+class Pool(Adapter):
+    """Place each session on the least-loaded live sandbox of a list.
+
+    Load is the number of CLIs a sandbox runs now; nodes that cannot be
+    reached are skipped. A supervised session whose sandbox dies is
+    restarted by its supervisor, lands on another node, and — with
+    ``resume_on_restart`` — continues its conversation there (the sandboxes
+    must share the session's ``cwd`` path and the CLI's history directory,
+    e.g. one network file system mounted at the same place).
+
+    Attributes:
+        nodes: the sandbox nodes.
+        strategy: ``"least_loaded"``.
+        cookie / connect_timeout / callback_timeout: as for `Node`.
+        resume_on_restart: resume the last conversation of the same session
+            name when the session starts again.
+    """
+
+    nodes: tuple[str, ...] = attrs.field(converter=tuple)
+    strategy: str = attrs.field(default="least_loaded")
+    cookie: str | None = attrs.field(default=None, repr=False)
+    connect_timeout: float = attrs.field(default=5.0, validator=_positive)
+    callback_timeout: float = attrs.field(default=30.0, validator=_positive)
+    resume_on_restart: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.strategy != "least_loaded":
+            raise ValueError(f"unknown placement strategy {self.strategy!r}")
+        if not self.nodes:
+            raise ValueError("a Pool needs at least one node")
+
+    def _node(self, name: str) -> Node:
+        return Node(name, self.cookie, self.connect_timeout, self.callback_timeout)
+
+    def prepare(self, options: Options) -> Any:
+        return self._node(self.nodes[0]).prepare(options)
+
+    async def aprepare(self, options: Options, prepared: Any) -> Any:
+        """Pick the least-loaded reachable sandbox and prepare the session there.
+
+        Returns:
+            The chosen node's name.
+
+        Raises:
+            NodeConnectFailedError: no sandbox could be reached.
+        """
+        loads: list[tuple[int, int, str]] = []
+        for i, name in enumerate(self.nodes):
+            node = self._node(name)
+            try:
+                await node.connect()
+                load = await node.rpc("running_clis", [], "reading the load", timeout=5.0)
+            except (ConnectTimeoutError, NodeConnectFailedError, RPCFailedError) as err:
+                logger.warning("pool: skipping %s: %s", name, err)
+                continue
+            loads.append((int(load), i, name))
+        if not loads:
+            raise NodeConnectFailedError(",".join(self.nodes))
+        chosen = min(loads)[2]
+        await self._node(chosen).aprepare(options, None)
+        return chosen
+
+    async def start(self, session: Pid, options: Options, prepared: Any) -> Pid:
+        name = prepared if isinstance(prepared, str) else self.nodes[0]
+        return await self._node(name).start(session, options, None)
+
+    def describe(self) -> str:
+        return f"Pool({', '.join(self.nodes)})"

@@ -1,0 +1,322 @@
+"""Remote sessions: the Node and Pool adapters across real OS processes.
+
+The test process is the app node; sandboxes are ``claudecode sandbox``
+processes; each runs the real pinned CLI against FakeAnthropic (which runs
+here, on loopback). All nodes use a private epmd on a free port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from _session_env import fake, no_orphans, opts
+
+import claudecode
+import otpy
+from claudecode.adapters import Node, Pool
+from claudecode.testing import FakeAnthropic, Text, ToolUse, Turn
+
+__all__ = ["fake", "no_orphans", "opts"]  # fixtures used by name
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "sandbox-test-cookie"
+TICK = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="module")
+def epmd_port() -> Iterator[int]:
+    port = free_port()
+    proc = subprocess.Popen(["epmd", "-port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    yield port
+    proc.kill()
+    proc.wait(5)
+
+
+def claude_children(ppid: int) -> list[int]:
+    """Live ``claude`` processes whose parent is ``ppid`` (zombies excluded)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        comm = stat[stat.index(b"(") + 1:stat.rindex(b")")]
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if int(fields[1]) == ppid and comm == b"claude" and fields[0] != b"Z":
+            found.append(int(entry))
+    return found
+
+
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return int(stat[stat.rindex(b")") + 2:].split()[1])
+
+
+class Sandbox:
+    """``claudecode sandbox`` in its own OS process."""
+
+    def __init__(self, epmd_port: int, tmp: Path, env: dict[str, str] | None = None) -> None:
+        self.name = f"{unique('sbx')}@localhost"
+        cookie_file = tmp / f"{self.name}.cookie"
+        cookie_file.write_text(COOKIE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "claudecode._cli", "sandbox", "--name", self.name,
+             "--cookie-file", str(cookie_file), "--epmd-port", str(epmd_port),
+             "--net-ticktime", str(TICK), "--log-level", "WARNING"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(HERE), **(env or {})},
+        )
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(b"@@READY"):
+                return
+        raise RuntimeError("the sandbox did not start")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def sandbox(epmd_port: int, tmp_path: Path) -> Iterator[Sandbox]:
+    box = Sandbox(epmd_port, tmp_path, {"REMOTE_HOOK_LOG": str(tmp_path / "remote-hooks.log")})
+    yield box
+    box.stop()
+    assert box.proc.returncode == 0 or box.proc.returncode == -signal.SIGKILL
+
+
+def app_node(epmd_port: int) -> Any:
+    return otpy.open_node(node=f"{unique('app')}@localhost", cookie=COOKIE,
+                          epmd_port=epmd_port, net_ticktime=TICK)
+
+
+async def wait_until(pred: Any, timeout: float = 10.0) -> None:
+    with trio.fail_after(timeout):
+        while not pred():
+            await trio.sleep(0.05)
+
+
+# ------------------------------------------------------------------ tests
+
+
+async def test_remote_session_multi_turn_runs_the_cli_on_the_sandbox(
+        epmd_port: int, sandbox: Sandbox, opts: dict[str, Any]) -> None:
+    async with app_node(epmd_port):
+        session = await claudecode.start_link(adapter=Node(sandbox.name), **opts)
+        first = await claudecode.stream(session, "hello").final_text()
+        second = await claudecode.stream(session, "again").final_text()
+        assert first.startswith("echo #2") and second.startswith("echo #4")  # it remembers
+        info = await claudecode.adapter_info(session)
+        assert info["adapter_pid"].node.name == sandbox.name  # the adapter lives there
+        assert parent_of(info["os_pid"]) == sandbox.pid  # and so does the CLI
+        assert await claudecode.get_session_id(session)
+        await claudecode.stop(session)
+        await wait_until(lambda: not claude_children(sandbox.pid))
+
+
+async def test_callbacks_come_home_and_remote_hooks_run_on_the_sandbox(
+        epmd_port: int, sandbox: Sandbox, opts: dict[str, Any], fake: FakeAnthropic,
+        tmp_path: Path) -> None:
+    from _remote_hooks import record_where
+
+    ran_at: list[tuple[str, int]] = []
+    local_hooks: list[int] = []
+    asked: list[str] = []
+
+    @claudecode.tool("add", "Add two integers", {"a": int, "b": int})
+    async def add(args: dict[str, Any]) -> str:
+        ran_at.append((otpy.node(), os.getpid()))
+        return str(args["a"] + args["b"])
+
+    async def local_hook(input: dict[str, Any], tool_use_id: str | None) -> dict[str, Any]:
+        local_hooks.append(os.getpid())
+        return {}
+
+    async def can_use_tool(name: str, input: dict[str, Any], ctx: Any) -> Any:
+        asked.append(name)
+        if name == "Bash":
+            return claudecode.Deny("no shell on this sandbox")
+        return claudecode.Allow()
+
+    marker = tmp_path / "work" / "bash-ran"
+    fake.script(
+        Turn([ToolUse("mcp__calc__add", {"a": 2, "b": 3}, id="t_add")]),
+        lambda r: Text(f"the sum is {r.tool_result_text('t_add')}"),
+        Turn([ToolUse("Bash", {"command": f"touch {marker}"}, id="t_bash")]),
+        lambda r: Text(f"bash said: {r.tool_result_text('t_bash')}"),
+    )
+    async with app_node(epmd_port):
+        session = await claudecode.start_link(
+            adapter=Node(sandbox.name), mcp_servers={"calc": claudecode.mcp_server("calc", [add])},
+            allowed_tools=["mcp__calc__add"], can_use_tool=can_use_tool,
+            hooks={"PreToolUse": [
+                claudecode.HookMatcher(matcher="Bash", hooks=[local_hook]),
+                claudecode.HookMatcher(matcher="Bash", hooks=[record_where], where="remote"),
+            ]},
+            **opts)
+        assert await claudecode.stream(session, "add 2 and 3").final_text() == "the sum is 5"
+        assert ran_at == [(otpy.node(), os.getpid())]  # the tool ran here, on the app node
+        text = await claudecode.stream(session, "run bash").final_text()
+        assert "no shell on this sandbox" in text  # the denial reached the model
+        assert not marker.exists()  # and the command never ran
+        assert asked == ["Bash"] and local_hooks == [os.getpid()]
+        remote = [json.loads(ln) for ln in (tmp_path / "remote-hooks.log").read_text().splitlines()]
+        assert remote == [{"pid": sandbox.pid, "tool": "Bash"}]  # ran on the sandbox
+        await claudecode.stop(session)
+
+
+async def test_sandbox_killed_mid_stream_gives_noconnection_and_pool_moves_the_session(
+        epmd_port: int, tmp_path: Path, opts: dict[str, Any], fake: FakeAnthropic) -> None:
+    boxes = [Sandbox(epmd_port, tmp_path), Sandbox(epmd_port, tmp_path)]
+    try:
+        async with app_node(epmd_port):
+            otpy.trap_exits(True)
+            pool = Pool([b.name for b in boxes])
+            await claudecode.Supervisor.start_link(
+                [dict(name="roaming", adapter=pool, include_partial_messages=True, **opts)],
+                name="sessions")
+            assert (await claudecode.stream("roaming", "one").final_text()).startswith("echo #2")
+            old_info = await claudecode.adapter_info("roaming")
+            host = next(b for b in boxes if b.pid == parent_of(old_info["os_pid"]))
+            other = next(b for b in boxes if b is not host)
+            old_session = otpy.whereis("roaming")
+            # a slow answer, then the host sandbox dies mid-stream (kill -9)
+            fake.script(Turn([Text("word " * 40, chunks=40)], chunk_delay=0.25))
+            stream = claudecode.stream("roaming", "two")
+            t0 = 0.0
+            with pytest.raises(claudecode.StreamError) as info:
+                async for msg in stream:
+                    if t0 == 0.0 and isinstance(msg, claudecode.PartialAssistantMessage):
+                        host.proc.send_signal(signal.SIGKILL)
+                        t0 = time.monotonic()
+            assert isinstance(info.value.reason, otpy.NoConnection)
+            assert time.monotonic() - t0 < TICK * 1.5
+            # the supervisor restarts the session under its name, on the other sandbox,
+            # and it resumes the conversation there (shared cwd + history dir)
+            await wait_until(lambda: otpy.whereis("roaming") not in (None, old_session))
+            reply = await claudecode.stream("roaming", "three").final_text()
+            assert reply.startswith("echo #") and not reply.startswith("echo #2:")
+            new_info = await claudecode.adapter_info("roaming")
+            assert parent_of(new_info["os_pid"]) == other.pid
+    finally:
+        for b in boxes:
+            b.stop()
+
+
+async def test_app_node_killed_leaves_no_cli_on_the_sandbox(
+        epmd_port: int, sandbox: Sandbox, opts: dict[str, Any]) -> None:
+    app = subprocess.Popen(
+        [sys.executable, str(HERE / "_app_node.py"), f"{unique('app')}@localhost", COOKIE,
+         str(epmd_port), sandbox.name, json.dumps(opts)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert app.stdout is not None
+        cli_pid = 0
+        with trio.fail_after(30):
+            while not cli_pid:
+                line = await trio.to_thread.run_sync(app.stdout.readline)
+                assert line, "the app node exited early"
+                if line.startswith(b"@@CLI "):
+                    cli_pid = int(line.split()[1])
+        assert claude_children(sandbox.pid) == [cli_pid]
+        app.send_signal(signal.SIGKILL)
+        await wait_until(lambda: not claude_children(sandbox.pid), timeout=TICK * 5)
+    finally:
+        app.kill()
+        app.wait(5)
+
+
+async def test_missing_sandbox_errors_are_typed_and_quick(epmd_port: int,
+                                                          opts: dict[str, Any]) -> None:
+    async with app_node(epmd_port):
+        t0 = time.monotonic()
+        with pytest.raises(claudecode.NodeConnectFailedError):
+            await claudecode.start_link(adapter=Node("nobody@localhost", connect_timeout=2),
+                                        **opts)
+        assert time.monotonic() - t0 < 2.5
+        # a node that is registered but never answers the handshake: a timeout
+        from otpy._epmd_io import register
+
+        async with trio.open_nursery() as nursery:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+
+            async def swallow(stream: trio.SocketStream) -> None:
+                await trio.sleep_forever()
+
+            nursery.start_soon(trio.serve_listeners, swallow, listeners)
+            port = listeners[0].socket.getsockname()[1]
+            reg = await register("blackhole", port, epmd_port=epmd_port)
+            t0 = time.monotonic()
+            with pytest.raises(claudecode.ConnectTimeoutError):
+                await claudecode.start_link(
+                    adapter=Node("blackhole@localhost", connect_timeout=1.0), **opts)
+            assert 0.9 < time.monotonic() - t0 < 2.0
+            await reg.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_missing_cli_on_the_sandbox_is_clinotfound(epmd_port: int, sandbox: Sandbox,
+                                                         opts: dict[str, Any]) -> None:
+    async with app_node(epmd_port):
+        with pytest.raises(claudecode.CLINotFoundError) as info:
+            await claudecode.start_link(adapter=Node(sandbox.name),
+                                        **{**opts, "cli_path": "/nonexistent/claude"})
+        assert sandbox.name in str(info.value) and "claudecode install-cli" in str(info.value)
+
+
+async def test_node_adapter_needs_cwd_and_a_distributed_node(opts: dict[str, Any]) -> None:
+    with pytest.raises(claudecode.InvalidOptionError):
+        await _start_without_cwd(opts)
+    async with otpy.open_node():
+        with pytest.raises(claudecode.NodeConnectFailedError):
+            await claudecode.start_link(adapter=Node("x@localhost"), **opts)
+
+
+async def _start_without_cwd(opts: dict[str, Any]) -> None:
+    async with otpy.open_node():
+        await claudecode.start_link(adapter=Node("x@localhost"),
+                                    **{k: v for k, v in opts.items() if k != "cwd"})
+
