@@ -23,6 +23,7 @@ from _dist_erl import Epmd, ErlNode, unique
 
 import otpy
 from otpy import Atom, Down, Exit
+from otpy.testing import make_test_certificates
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "dist-test-cookie"
@@ -435,20 +436,9 @@ async def _connected(node: str) -> bool:
 # ----------------------------------------------------------------------- TLS
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 def make_certs(d: Path, ca_name: str = "otpy-test-ca") -> Path:
     """A CA and a node certificate for localhost / 127.0.0.1, signed by it."""
-    d.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-             "ca.pem", "-days", "2", "-subj", f"/CN={ca_name}", cwd=d)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr",
-             "-subj", "/CN=localhost", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "node.pem", "-days", "2", "-extfile", "san.ext", cwd=d)
+    make_test_certificates(d, ca_name=ca_name)
     return d
 
 

@@ -27,6 +27,7 @@ import claudecode
 import otpy
 from claudecode.adapters import Node, Pool
 from claudecode.testing import FakeAnthropic, Text, ToolUse, Turn
+from otpy.testing import make_test_certificates
 
 __all__ = ["fake", "no_orphans", "opts"]  # fixtures used by name
 
@@ -89,14 +90,17 @@ def parent_of(pid: int) -> int:
 class Sandbox:
     """``claudecode sandbox`` in its own OS process."""
 
-    def __init__(self, epmd_port: int, tmp: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, epmd_port: int, tmp: Path, env: dict[str, str] | None = None,
+                 tls: otpy.TLSConfig | None = None) -> None:
         self.name = f"{unique('sbx')}@localhost"
         cookie_file = tmp / f"{self.name}.cookie"
         cookie_file.write_text(COOKIE)
+        tls_args = [] if tls is None else ["--tls-cert", tls.certfile, "--tls-key", tls.keyfile,
+                                           "--tls-ca", tls.cafile]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "claudecode._cli", "sandbox", "--name", self.name,
              "--cookie-file", str(cookie_file), "--epmd-port", str(epmd_port),
-             "--net-ticktime", str(TICK), "--log-level", "WARNING"],
+             "--net-ticktime", str(TICK), "--log-level", "WARNING", *tls_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(HERE), **(env or {})},
         )
@@ -128,9 +132,9 @@ def sandbox(epmd_port: int, tmp_path: Path) -> Iterator[Sandbox]:
     assert box.proc.returncode == 0 or box.proc.returncode == -signal.SIGKILL
 
 
-def app_node(epmd_port: int) -> Any:
+def app_node(epmd_port: int, **kw: Any) -> Any:
     return otpy.open_node(node=f"{unique('app')}@localhost", cookie=COOKIE,
-                          epmd_port=epmd_port, net_ticktime=TICK)
+                          epmd_port=epmd_port, net_ticktime=TICK, **kw)
 
 
 async def wait_until(pred: Any, timeout: float = 10.0) -> None:
@@ -267,6 +271,22 @@ async def test_app_node_killed_leaves_no_cli_on_the_sandbox(
     finally:
         app.kill()
         app.wait(5)
+
+
+async def test_remote_session_over_tls_end_to_end(
+        epmd_port: int, tmp_path: Path, opts: dict[str, Any]) -> None:
+    tls = make_test_certificates(tmp_path / "certs")
+    box = Sandbox(epmd_port, tmp_path, tls=tls)
+    try:
+        async with app_node(epmd_port):  # a plain node cannot reach the TLS sandbox
+            with pytest.raises(claudecode.NodeConnectFailedError):
+                await claudecode.start_link(adapter=Node(box.name, connect_timeout=3), **opts)
+        async with app_node(epmd_port, tls=tls):
+            session = await claudecode.start_link(adapter=Node(box.name), **opts)
+            assert (await claudecode.stream(session, "hi").final_text()).startswith("echo #2")
+            await claudecode.stop(session)
+    finally:
+        box.stop()
 
 
 async def test_missing_sandbox_errors_are_typed_and_quick(epmd_port: int,

@@ -1,0 +1,56 @@
+"""Helpers for testing otpy applications: throwaway TLS certificates.
+
+`make_test_certificates` writes a private CA and one node certificate signed
+by it (for ``localhost`` / ``127.0.0.1`` by default) with the ``openssl``
+command, and returns an `otpy.TLSConfig` for them. For tests and local
+experiments only: the keys are unencrypted and the CA lives next to them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from otpy._tls import TLSConfig
+
+__all__ = ["make_test_certificates"]
+
+
+def _openssl(cwd: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_test_certificates(directory: str | Path, *, ca_name: str = "otpy-test-ca",
+                           hosts: Sequence[str] = ("localhost", "127.0.0.1"),
+                           days: int = 2) -> TLSConfig:
+    """Create ``ca.pem``, ``node.pem`` and ``node.key`` in ``directory``.
+
+    Args:
+        directory: where to write (created if missing).
+        ca_name: the CA's common name (two calls with different names give
+            CAs that do not trust each other).
+        hosts: DNS names and IP addresses the node certificate is valid for.
+        days: validity.
+
+    Returns:
+        A `TLSConfig` using them (mutual authentication).
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    _openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.pem", "-days", str(days), "-subj", f"/CN={ca_name}")
+    _openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out",
+             "node.csr", "-subj", f"/CN={hosts[0]}")
+    names = []
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host)
+            names.append(f"IP:{host}")
+        except ValueError:
+            names.append(f"DNS:{host}")
+    (d / "san.ext").write_text(f"subjectAltName={','.join(names)}\n")
+    _openssl(d, "x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "node.pem", "-days", str(days), "-extfile", "san.ext")
+    return TLSConfig(str(d / "node.pem"), str(d / "node.key"), str(d / "ca.pem"))
