@@ -250,6 +250,32 @@ async def test_sandbox_killed_mid_stream_gives_noconnection_and_pool_moves_the_s
             b.stop()
 
 
+async def test_sandbox_sigterm_ends_its_clis_and_history_is_read_there(
+        epmd_port: int, tmp_path: Path, opts: dict[str, Any]) -> None:
+    box = Sandbox(epmd_port, tmp_path)
+    try:
+        async with app_node(epmd_port):
+            otpy.trap_exits(True)
+            session = await claudecode.start_link(adapter=Node(box.name), **opts)
+            await claudecode.stream(session, "remember me").final_text()
+            sid = await claudecode.get_session_id(session)
+            # the transcript lives on the sandbox; read it there
+            listed = await otpy.rpc.call(box.name, "claudecode.sandbox", "history",
+                                         ["list_sessions", [opts["cwd"]],
+                                          {"config_dir": opts["env"]["CLAUDE_CONFIG_DIR"]}])
+            assert sid in [entry["session_id"] for entry in listed]
+            cli = claude_children(box.pid)
+            assert len(cli) == 1
+            box.proc.send_signal(signal.SIGTERM)  # an orderly stop of the sandbox...
+            exit_msg = await otpy.receive(otpy.Exit, timeout=10)
+            assert exit_msg.pid == session  # ...ends the remote CLI, so the session exits
+            await trio.to_thread.run_sync(box.proc.wait, 10)
+            assert box.proc.returncode == 0
+            assert not Path(f"/proc/{cli[0]}").exists()
+    finally:
+        box.stop()
+
+
 async def test_app_node_killed_leaves_no_cli_on_the_sandbox(
         epmd_port: int, sandbox: Sandbox, opts: dict[str, Any]) -> None:
     app = subprocess.Popen(
