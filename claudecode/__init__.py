@@ -84,9 +84,12 @@ from claudecode._messages import (
 from claudecode._options import Options
 from claudecode._protocol_errors import (
     ControlRequestError,
+    HistoryError,
     InvalidOptionError,
     InvalidOptionTypeError,
+    InvalidSessionIdError,
     OptionError,
+    SessionNotFoundError,
     UnknownOptionError,
 )
 from claudecode._session import (
@@ -123,6 +126,7 @@ __all__ = [
     "Deny",
     "DocumentBlock",
     "History",
+    "HistoryError",
     "HookContext",
     "HookMatcher",
     "HookOutputError",
@@ -130,6 +134,7 @@ __all__ = [
     "ImageBlock",
     "InvalidOptionError",
     "InvalidOptionTypeError",
+    "InvalidSessionIdError",
     "LineTooLong",
     "McpServer",
     "McpToolResultBlock",
@@ -150,6 +155,7 @@ __all__ = [
     "Session",
     "SessionError",
     "SessionInfo",
+    "SessionNotFoundError",
     "Stream",
     "StreamError",
     "Supervisor",

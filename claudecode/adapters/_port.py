@@ -100,12 +100,16 @@ class Port(Adapter):
         term_timeout: seconds to wait after SIGTERM, before SIGKILL.
         exit_grace: seconds to wait for the exit status once stdout ended.
         stderr_tail_bytes: how much of the CLI's stderr is kept for errors.
+        callback_timeout: seconds an MCP tool, hook or ``can_use_tool`` may
+            take; over it that tool call fails (denied / error result), not
+            the session.
     """
 
     close_timeout: float = attrs.field(default=2.0, validator=_positive)
     term_timeout: float = attrs.field(default=1.0, validator=_positive)
     exit_grace: float = attrs.field(default=2.0, validator=_positive)
     stderr_tail_bytes: int = attrs.field(default=8192, validator=_positive)
+    callback_timeout: float = attrs.field(default=30.0, validator=_positive)
 
     def prepare(self, options: Options) -> str:
         """Find the CLI executable (an explicit ``cli_path``, the pinned install, ``PATH``).
@@ -141,8 +145,8 @@ class Port(Adapter):
             The adapter process's pid.
         """
         cli = prepared if isinstance(prepared, str) else self.prepare(options)
-        return otpy.spawn(_port_main, self, session, Launch.local(options, cli), link=True,
-                          trap_exits=True)
+        launch = Launch.local(options, cli, self.callback_timeout)
+        return otpy.spawn(port_main, self, session, launch, link=True, trap_exits=True)
 
     @property
     def shutdown_bound(self) -> float:
@@ -181,19 +185,20 @@ class Launch:
     raw_messages: bool = False
 
     @classmethod
-    def local(cls, options: Options, cli: str) -> Launch:
+    def local(cls, options: Options, cli: str, callback_timeout: float = 30.0) -> Launch:
         """The launch for a session on this node.
 
         Args:
             options: the session options.
             cli: the CLI executable.
+            callback_timeout: seconds a callback may take.
 
         Returns:
             The launch.
         """
         return cls(cli, to_cli_args(options), to_cli_env(options), options.cwd,
                    options.max_buffer_size, options.control_timeout,
-                   make_control_handler(options))
+                   make_control_handler(options, callback_timeout=callback_timeout))
 
 
 async def port_main(config: Port, session: Pid, launch: Launch) -> None:
@@ -206,8 +211,6 @@ async def port_main(config: Port, session: Pid, launch: Launch) -> None:
     """
     await _PortProcess(config, session, launch).run()
 
-
-_port_main = port_main
 
 
 # ---------------------------------------------------------------------------
