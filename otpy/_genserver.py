@@ -493,13 +493,15 @@ async def _remote_call(
     from otpy._control import alias_tag
 
     dist = node.dist
-    ref = node.monitor(proc, server)
-    dist.aliases[ref] = proc
-    msg = (GEN_CALL, (proc.pid, alias_tag(ref)), request)
-    if type(server) is Pid:
-        dist.send(server, msg)
-    else:
-        dist.send_named(server[0], server[1], msg, proc.pid)
+    peer = server.node if type(server) is Pid else Atom(str(server[1]))
+    with dist.batch(peer):  # the monitor and the request go out in one write
+        ref = node.monitor(proc, server)
+        dist.aliases[ref] = proc
+        msg = (GEN_CALL, (proc.pid, alias_tag(ref)), request)
+        if type(server) is Pid:
+            dist.send(server, msg)
+        else:
+            dist.send_named(server[0], server[1], msg, proc.pid)
     try:
         reply_msg = await receive_reply(proc, ref, timeout)
     except Timeout:
