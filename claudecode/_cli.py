@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cookie-file", help="file holding the distribution cookie "
                    "(default: $OTPY_COOKIE, else ~/.erlang.cookie)")
     p.add_argument("--epmd-port", type=int, help="EPMD port (default $ERL_EPMD_PORT or 4369)")
+    p.add_argument("--listen-host", default="0.0.0.0",
+                   help="interface for distribution connections (default all)")
     p.add_argument("--net-ticktime", type=float, default=60.0,
                    help="seconds of silence before a peer counts as gone")
     p.add_argument("--install", action="store_true",
@@ -126,7 +128,8 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         from otpy._dist import default_cookie
 
         cookie = os.environ.get("OTPY_COOKIE") or default_cookie()
-    options: dict[str, object] = {"net_ticktime": args.net_ticktime}
+    options: dict[str, object] = {"net_ticktime": args.net_ticktime,
+                                  "listen_host": args.listen_host}
     if args.epmd_port:
         options["epmd_port"] = args.epmd_port
     if args.tls_cert or args.tls_key or args.tls_ca:

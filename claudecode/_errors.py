@@ -203,9 +203,20 @@ class RPCFailedError(ClaudeCodeError):
     """
 
     def __init__(self, node: str, what: str, reason: object) -> None:
-        super().__init__(f"{what} on {node} failed: {reason!r}")
+        super().__init__(f"{what} on {node} failed: {_short(reason)}")
         self.node = node
         self.reason = reason
+
+
+def _short(reason: object) -> str:
+    """``Type: message`` for a remote Python exception term; repr otherwise."""
+    try:
+        exc = reason[1]  # type: ignore[index]
+        if str(exc[0]) == "python_exception":
+            return f"{exc[1]}: {exc[2]}"
+    except (TypeError, IndexError, KeyError):
+        pass
+    return repr(reason)
 
 
 class StreamError(ClaudeCodeError):

@@ -141,7 +141,15 @@ async def aprepare(options: dict[str, Any]) -> tuple[Options, Any]:
     if adapter.resume_on_restart and opts.resume is None and opts.name is not None:
         last = _last_session_ids.get(_name_key(opts.name))
         if last is not None:
-            opts = opts.merge(resume=last)
+            from claudecode.adapters._node import ResumeUnavailable
+
+            try:
+                opts_resumed = opts.merge(resume=last)
+                return opts_resumed, await adapter.aprepare(opts_resumed, prepared)
+            except ResumeUnavailable as where:
+                logger.warning("session %r: conversation %s is not on %s; starting a new one",
+                               opts.name, last, where)
+                _last_session_ids.pop(_name_key(opts.name), None)
     return opts, await adapter.aprepare(opts, prepared)
 
 

@@ -27,7 +27,7 @@ import otpy
 from claudecode._callbacks import CallbackError, CallbackHandler
 from claudecode._hooks import HookMatcher
 from claudecode._install import install_cli, resolve_cli
-from claudecode._options import Options
+from claudecode._options import Options, _inherited
 from claudecode._protocol import CLIProtocol, ControlRequest, encode_line
 from claudecode.adapters._base import ControlHandler
 from claudecode.adapters._port import Launch, Port, port_main
@@ -140,7 +140,10 @@ async def start_adapter(session: otpy.Pid, spec: Mapping[str, Any],
         The adapter process's pid; it links itself to ``session``.
     """
     cli = resolve_cli(spec.get("cli_path"))
-    env = dict(os.environ)
+    inherit = spec.get("inherit_env", "all")
+    inherit = inherit if inherit == "all" else tuple(
+        tuple(e) if isinstance(e, list) else e for e in inherit)
+    env = _inherited(os.environ, inherit)  # the session's inherit_env, applied here
     for key in spec.get("unset") or ():
         env.pop(key, None)
     env.update({str(k): str(v) for k, v in dict(spec.get("env") or {}).items()})
@@ -267,7 +270,8 @@ async def _main(install: bool) -> None:
             return
 
 
-def serve(name: str, cookie: str, *, install: bool = False, **node_options: Any) -> None:
+def serve(name: str, cookie: str, *, install: bool = False,
+          **node_options: Any) -> None:
     """Run a sandbox node until SIGTERM/SIGINT; then every hosted CLI is shut down.
 
     Args:

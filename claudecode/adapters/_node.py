@@ -17,6 +17,7 @@ fires ``NoConnection`` on both sides — the streaming caller gets
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -35,7 +36,7 @@ from claudecode._options import to_cli_env as _to_cli_env
 from claudecode.adapters._base import Adapter
 from otpy import Pid
 
-__all__ = ["Node", "Pool", "launch_spec"]
+__all__ = ["Node", "Pool", "ResumeUnavailable", "launch_spec"]
 
 logger = logging.getLogger("claudecode.adapter.node")
 _SANDBOX = "claudecode.sandbox"
@@ -48,7 +49,7 @@ def _positive(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> Non
 
 def _hook_ref(fn: Any) -> str:
     module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
-    if not module or not qualname or "<" in qualname:
+    if not module or not qualname or "<" in qualname or module == "__main__":
         raise ValueError(
             f"a where='remote' hook must be a module-level function importable on the sandbox, "
             f"not {fn!r}")
@@ -83,6 +84,8 @@ def launch_spec(options: Options, callback_timeout: float) -> dict[str, Any]:
         "cli_path": options.cli_path,
         "args": to_cli_args(options),
         "env": _to_cli_env(options, base_env={}),
+        "inherit_env": options.inherit_env if options.inherit_env == "all"
+        else [list(e) if isinstance(e, tuple) else e for e in options.inherit_env],
         "unset": [k for k, v in options.env.items() if v is None],
         "cwd": options.cwd,
         "max_buffer_size": options.max_buffer_size,
@@ -143,11 +146,18 @@ class Node(Adapter):
     callback_timeout: float = attrs.field(default=30.0, validator=_positive)
 
     def prepare(self, options: Options) -> Any:
-        if options.cwd is None:
-            from claudecode._protocol_errors import InvalidOptionError
+        from claudecode._protocol_errors import InvalidOptionError
 
+        if options.cwd is None:
             raise InvalidOptionError("cwd", "the Node adapter needs a cwd (created on the "
                                             "sandbox)")
+        _, specs = build_hooks_config(options.hooks)
+        for spec in specs:
+            if spec.where == "remote":
+                try:
+                    _hook_ref(spec.callback)
+                except ValueError as err:
+                    raise InvalidOptionError("hooks", str(err)) from None
         return None
 
     async def aprepare(self, options: Options, prepared: Any) -> Any:
@@ -184,25 +194,45 @@ class Node(Adapter):
                                        timeout=timeout or self.connect_timeout + 30.0)
         except otpy.rpc.RPCError as err:
             if _is_cli_not_found(err.reason):
-                raise CLINotFoundError(f"on sandbox {self.node}: {_exc_message(err.reason)}")\
-                    from None
+                remote = _exc_message(err.reason).split(". Install the pinned CLI")[0]
+                raise CLINotFoundError(f"on sandbox {self.node}: {remote}") from None
             raise RPCFailedError(self.node, what, err.reason) from None
         except otpy.CallError as err:
             raise RPCFailedError(self.node, what, err.reason) from None
 
     async def start(self, session: Pid, options: Options, prepared: Any) -> Pid:
         await self.connect()
+        spec = launch_spec(options, self.callback_timeout)
         proxy = None
         if needs_proxy(options):
             proxy = otpy.spawn(_proxy, options, self.callback_timeout, link=True)
-        spec = launch_spec(options, self.callback_timeout)
-        pid = await self.rpc("start_adapter", [session, spec, proxy], "starting the CLI")
+        try:
+            pid = await self.rpc("start_adapter", [session, spec, proxy], "starting the CLI")
+        except BaseException:
+            if proxy is not None:  # no CLI will call it: do not leak it
+                otpy.unlink(proxy)
+                otpy.exit(proxy, otpy.Kill())
+            raise
         otpy.link(pid)
         logger.info("session %r: CLI running on %s (adapter %r)", session, self.node, pid)
         return pid  # type: ignore[no-any-return]
 
     def describe(self) -> str:
         return f"Node({self.node})"
+
+
+async def _has_conversation(node: Node, options: Options) -> bool:
+    """Whether the sandbox can resume ``options.resume`` (its transcript is there)."""
+    env = options.env
+    config_dir = env.get("CLAUDE_CONFIG_DIR")
+    if config_dir is None and env.get("HOME"):
+        config_dir = f"{env['HOME']}/.claude"
+    try:
+        await node.rpc("history", ["find_session_path", [options.resume, options.cwd],
+                                   {"config_dir": config_dir}], "looking up the conversation")
+    except RPCFailedError:
+        return False
+    return True
 
 
 def _exc_message(reason: Any) -> str:
@@ -218,6 +248,19 @@ def _is_cli_not_found(reason: Any) -> bool:
         return str(reason[1][0]) == "python_exception" and str(reason[1][1]) == "CLINotFoundError"
     except (TypeError, IndexError):
         return False
+
+
+def _node_names(nodes: Iterable[str]) -> tuple[str, ...]:
+    return tuple(nodes)
+
+
+class ResumeUnavailable(Exception):
+    """The chosen sandbox does not have the conversation a restart would resume."""
+
+
+#: Sessions placed on each sandbox by this node whose CLI has not started
+#: yet (CLIs start lazily): counted as load so a burst of new sessions spreads.
+_pending: dict[str, int] = {}
 
 
 @attrs.frozen
@@ -239,7 +282,7 @@ class Pool(Adapter):
             name when the session starts again.
     """
 
-    nodes: tuple[str, ...] = attrs.field(converter=tuple)
+    nodes: tuple[str, ...] = attrs.field(converter=_node_names)
     strategy: str = attrs.field(default="least_loaded")
     cookie: str | None = attrs.field(default=None, repr=False)
     connect_timeout: float = attrs.field(default=5.0, validator=_positive)
@@ -276,15 +319,21 @@ class Pool(Adapter):
             except (ConnectTimeoutError, NodeConnectFailedError, RPCFailedError) as err:
                 logger.warning("pool: skipping %s: %s", name, err)
                 continue
-            loads.append((int(load), i, name))
+            loads.append((int(load) + _pending.get(name, 0), i, name))
         if not loads:
             raise NodeConnectFailedError(",".join(self.nodes))
         chosen = min(loads)[2]
-        await self._node(chosen).aprepare(options, None)
+        node = self._node(chosen)
+        await node.aprepare(options, None)
+        if options.resume is not None and not await _has_conversation(node, options):
+            raise ResumeUnavailable(chosen)
+        _pending[chosen] = _pending.get(chosen, 0) + 1
         return chosen
 
     async def start(self, session: Pid, options: Options, prepared: Any) -> Pid:
         name = prepared if isinstance(prepared, str) else self.nodes[0]
+        if _pending.get(name, 0) > 0:
+            _pending[name] -= 1  # from now on its CLI counts on the sandbox itself
         return await self._node(name).start(session, options, None)
 
     def describe(self) -> str:

@@ -276,6 +276,28 @@ async def test_sandbox_sigterm_ends_its_clis_and_history_is_read_there(
         box.stop()
 
 
+async def test_pool_spreads_new_sessions_and_inherit_env_applies_on_the_sandbox(
+        epmd_port: int, tmp_path: Path, opts: dict[str, Any]) -> None:
+    secret = {"SANDBOX_SECRET": "do-not-leak"}
+    boxes = [Sandbox(epmd_port, tmp_path, secret), Sandbox(epmd_port, tmp_path, secret)]
+    try:
+        async with app_node(epmd_port):
+            pool = Pool([b.name for b in boxes])
+            a = await claudecode.start_link(adapter=pool, inherit_env=["PATH"], **opts)
+            b = await claudecode.start_link(adapter=pool, inherit_env=["PATH"], **opts)
+            for s in (a, b):  # CLIs start lazily, after both sessions were placed
+                await claudecode.stream(s, "hi").final_text()
+            hosts = {parent_of((await claudecode.adapter_info(s))["os_pid"]) for s in (a, b)}
+            assert hosts == {boxes[0].pid, boxes[1].pid}
+            environ = Path(f"/proc/{(await claudecode.adapter_info(a))['os_pid']}/environ")
+            assert b"SANDBOX_SECRET" not in environ.read_bytes()  # only PATH was inherited
+            for s in (a, b):
+                await claudecode.stop(s)
+    finally:
+        for box in boxes:
+            box.stop()
+
+
 async def test_app_node_killed_leaves_no_cli_on_the_sandbox(
         epmd_port: int, sandbox: Sandbox, opts: dict[str, Any]) -> None:
     app = subprocess.Popen(
