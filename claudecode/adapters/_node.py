@@ -319,15 +319,22 @@ class Pool(Adapter):
             except (ConnectTimeoutError, NodeConnectFailedError, RPCFailedError) as err:
                 logger.warning("pool: skipping %s: %s", name, err)
                 continue
-            loads.append((int(load) + _pending.get(name, 0), i, name))
+            loads.append((int(load), i, name))
         if not loads:
             raise NodeConnectFailedError(",".join(self.nodes))
-        chosen = min(loads)[2]
-        node = self._node(chosen)
-        await node.aprepare(options, None)
-        if options.resume is not None and not await _has_conversation(node, options):
-            raise ResumeUnavailable(chosen)
+        # Loads were read with awaits in between: re-rank with the placements
+        # made meanwhile, then reserve at once (no await before the increment),
+        # so a burst of concurrent starts spreads instead of all seeing 0/0.
+        chosen = min((load + _pending.get(name, 0), i, name) for load, i, name in loads)[2]
         _pending[chosen] = _pending.get(chosen, 0) + 1
+        node = self._node(chosen)
+        try:
+            await node.aprepare(options, None)
+            if options.resume is not None and not await _has_conversation(node, options):
+                raise ResumeUnavailable(chosen)
+        except BaseException:
+            _pending[chosen] -= 1
+            raise
         return chosen
 
     async def start(self, session: Pid, options: Options, prepared: Any) -> Pid:

@@ -283,8 +283,14 @@ async def test_pool_spreads_new_sessions_and_inherit_env_applies_on_the_sandbox(
     try:
         async with app_node(epmd_port):
             pool = Pool([b.name for b in boxes])
-            a = await claudecode.start_link(adapter=pool, inherit_env=["PATH"], **opts)
-            b = await claudecode.start_link(adapter=pool, inherit_env=["PATH"], **opts)
+            me = otpy.self()
+
+            async def start() -> None:
+                otpy.send(me, await claudecode.start(adapter=pool, inherit_env=["PATH"], **opts))
+
+            otpy.spawn(start)  # a burst: two sessions placed concurrently
+            otpy.spawn(start)
+            a, b = await otpy.receive(timeout=20), await otpy.receive(timeout=20)
             for s in (a, b):  # CLIs start lazily, after both sessions were placed
                 await claudecode.stream(s, "hi").final_text()
             hosts = {parent_of((await claudecode.adapter_info(s))["os_pid"]) for s in (a, b)}
