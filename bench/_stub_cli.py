@@ -3,7 +3,7 @@
     python bench/_stub_cli.py [CLI flags ignored]
 
 Speaks the stream-json protocol on stdin/stdout with recorded lines from
-tests/claudecode/recordings: an ``initialize`` control request gets the
+tests/claudecode_tests/recordings: an ``initialize`` control request gets the
 recorded ``control_response`` (with its request id), every user message gets
 the recorded ``system``/``assistant``/``result`` lines of a plain-text turn
 with the text set to ``pong``. Other control requests get an empty success.
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RECORDINGS = Path(__file__).resolve().parent.parent / "tests" / "claudecode" / "recordings"
+RECORDINGS = Path(__file__).resolve().parent.parent / "tests" / "claudecode_tests" / "recordings"
 REPLY = "pong"
 
 

@@ -1,6 +1,6 @@
 """Parse throughput of the CLI's stream-json output: claudecode vs claude-agent-sdk.
 
-Both parse the same bytes: every recording in tests/claudecode/recordings,
+Both parse the same bytes: every recording in tests/claudecode_tests/recordings,
 repeated to ~60,000 lines, fed in 64 KiB chunks as they would arrive from the
 CLI's stdout. claudecode: `CLIProtocol.feed` (line buffer, JSON, typed
 messages, control events). claude-agent-sdk: the same steps its subprocess
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RECORDINGS = HERE.parent / "tests" / "claudecode" / "recordings"
+RECORDINGS = HERE.parent / "tests" / "claudecode_tests" / "recordings"
 BENCH = Path(os.environ.get("BENCH_DIR", "/tmp/otpy-bench"))
 SDK_VERSION = "0.2.187"
 TARGET_LINES = 60_000

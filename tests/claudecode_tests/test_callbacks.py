@@ -2,7 +2,7 @@
 
 The real-CLI tests run the CLI with argv/env from ``Options`` and let the
 handler answer every ``can_use_tool`` / ``hook_callback`` / ``mcp_message``
-request exactly as an adapter would (``tests/claudecode/_callback_driver.py``).
+request exactly as an adapter would (``tests/claudecode_tests/_callback_driver.py``).
 They check effects, not just messages: the tool function ran with the
 arguments, a denied Bash command did not create its marker file, the model's
 next request carried the tool result or the denial.

@@ -1,6 +1,6 @@
 """Regenerate the CLI stdout recordings in this directory.
 
-Run: ``/work/.venv/bin/python tests/claudecode/recordings/record.py``
+Run: ``/work/.venv/bin/python tests/claudecode_tests/recordings/record.py``
 
 Each scenario runs the real pinned Claude Code CLI against FakeAnthropic and
 writes the CLI's stdout, byte for byte, one JSON object per line, to
