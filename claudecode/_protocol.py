@@ -448,12 +448,15 @@ class CLIProtocol:
         # Whole lines: split in C, then parse each.
         parts = (data if start == 0 else data[start:]).split(b"\n")
         tail = parts.pop()  # the bytes after the last newline (maybe empty)
-        line_fn = self._line
+        clean: list[bytes] = []
         for line in parts:
             if len(line) > limit:
+                self._lines(clean, events)
+                clean = []
                 events.append(self._oversized(len(line), line[:_HEAD_KEPT], _RESULT in line))
-            else:
-                line_fn(line, events)
+            elif line:
+                clean.append(line)
+        self._lines(clean, events)
         if tail:
             self._stash(data, end - len(tail), end)
         return events
@@ -550,6 +553,28 @@ class CLIProtocol:
                 if line.strip():
                     events.append(MalformedLine(line, str(exc) or type(exc).__name__))
                 return
+        self._decoded(line, data, events)
+
+    def _lines(self, lines: list[bytes], events: list[Event]) -> None:
+        """Decode whole lines: one JSON array parse for all of them when they are
+        clean (the common case), line by line otherwise (so a bad line is
+        reported on its own and loses nothing)."""
+        if len(lines) > 1:
+            try:
+                values = _LOADS(b"[" + b",".join(lines) + b"]")
+            except (ValueError, RecursionError):
+                values = None
+            if values is not None and len(values) == len(lines):
+                decoded = self._decoded
+                for line, data in zip(lines, values, strict=True):
+                    decoded(line, data, events)
+                return
+        line_fn = self._line
+        for line in lines:
+            line_fn(line, events)
+
+    def _decoded(self, line: bytes, data: Any, events: list[Event]) -> None:
+        """Append the event of one decoded line."""
         if data.__class__ is not dict:
             events.append(MalformedLine(line, f"expected a JSON object, got {type(data).__name__}"))
             return
