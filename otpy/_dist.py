@@ -92,9 +92,17 @@ class Connection:
         self.sent_since_tick = True
         if self.corked:
             return
-        if self.fd is not None and not self.direct_used and len(self.outbox) == 1:
+        if self.fd is not None and not self.direct_used and not self.writing:
             self.flush_direct()
         elif not self.wake.is_set():
+            self.wake.set()
+
+    def push_later(self, packet: bytes) -> None:
+        """Queue a packet that need not leave at once (a demonitor): it goes out
+        with the next packet written, or when the writer next runs."""
+        self.outbox.append(len(packet).to_bytes(4, "big") + packet)
+        self.sent_since_tick = True
+        if not self.wake.is_set():
             self.wake.set()
 
     def flush_direct(self) -> None:
@@ -108,11 +116,12 @@ class Connection:
                 n = os.write(fd, data)
             except OSError:  # EAGAIN, or broken: the writer (and reader) will tell
                 n = 0
-            if n < len(data):
-                box.append(data[n:])
-            self.direct_used = True
+            self.direct_used = True  # re-armed by the next packet read, or the writer
+            if n == len(data):
+                return
+            box.append(data[n:])
         if not self.wake.is_set():
-            self.wake.set()  # the writer sends any rest and re-arms direct writes
+            self.wake.set()  # the writer sends the rest
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -394,6 +403,7 @@ class Distribution:
         while True:
             packet = await dc.receive_packet()
             conn.last_recv = trio.current_time()
+            conn.direct_used = False  # a new exchange: direct writes are fine again
             if not packet:
                 continue
             control, message = ctl.decode_packet(packet)
@@ -629,7 +639,7 @@ class Distribution:
         mon = conn.monitors.pop(ref, None) if conn is not None else None
         if conn is None or mon is None:
             return
-        conn.push(ctl.encode_packet((ctl.DEMONITOR_P, mon[0], target, ref)))
+        conn.push_later(ctl.encode_packet((ctl.DEMONITOR_P, mon[0], target, ref)))
 
     def demonitor_ref(self, ref: Ref) -> None:
         """Remove our monitor with ``ref`` on whichever connection holds it."""
@@ -638,7 +648,7 @@ class Distribution:
             if mon is not None:
                 watcher, target = mon
                 to = target if type(target) is Pid else Atom(str(target[0]))
-                conn.push(ctl.encode_packet((ctl.DEMONITOR_P, watcher, to, ref)))
+                conn.push_later(ctl.encode_packet((ctl.DEMONITOR_P, watcher, to, ref)))
                 return
 
     def send_down(self, watcher: Pid, ref: Ref, by: Any, reason: ExitReason) -> None:

@@ -353,6 +353,25 @@ async def test_hidden_node_is_not_in_erls_nodes(epmd: Epmd, erl_peer: ErlNode) -
         assert await erl_peer.aeval(f"lists:member('{me}', nodes(hidden)).") == "true"
 
 
+async def test_call_monitors_are_removed_on_the_server_side(epmd: Epmd,
+                                                            erl_peer: ErlNode) -> None:
+    async with our_node(epmd):
+        erl = erl_peer.node
+        await erl_peer.aeval(
+            "S = spawn(fun Loop() -> receive {'$gen_call', From, Req} -> "
+            "gen_server:reply(From, Req), Loop() end end), register(mon_srv, S).")
+        for i in range(3):
+            assert await otpy.call(("mon_srv", erl), i) == i
+        # the demonitor after each call is sent lazily (with the next packet, or
+        # by the writer when idle): it still arrives
+        for _ in range(50):
+            info = await erl_peer.aeval("process_info(whereis(mon_srv), monitored_by).")
+            if info == "{monitored_by,[]}":
+                break
+            await trio.sleep(0.05)
+        assert info == "{monitored_by,[]}"
+
+
 async def test_erl_late_reply_is_dropped(epmd: Epmd, erl_peer: ErlNode) -> None:
     async with our_node(epmd):
         erl = erl_peer.node
