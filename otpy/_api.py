@@ -353,8 +353,7 @@ async def open_node(
         nursery.start_soon(rt.timers.run)
         if node is not None:
             await _start_distribution(rt, node, cookie, nursery, dist_options)
-        pid, _ = _main_process(rt)
-        proc = pid._proc
+        proc = _main_process(rt)
         token = CURRENT.set(proc)
         reason: ExitReason = NORMAL
         try:
@@ -396,13 +395,14 @@ async def _start_distribution(
     start_system_servers(rt, allow)
 
 
-def _main_process(rt: Node) -> tuple[Pid, None]:
+def _main_process(rt: Node) -> Process:
+    """The process record of the task running the body of `open_node`."""
     pid = Pid(rt.name, next(rt._ids), 0, rt.creation)
     proc = Process(rt, pid, False)
     proc.task = trio.lowlevel.current_task()
     pid._proc = proc
     rt.procs[pid.id] = proc
-    return pid, None
+    return proc
 
 
 def run(

@@ -583,8 +583,7 @@ class Distribution:
 
     def send_named(self, name: Any, node: Any, message: Any, sender: Pid | None = None) -> None:
         """Send to ``{name, node}`` on a remote node."""
-        peer = node if type(node) is Atom else Atom(str(node))
-        atom = name if type(name) is Atom else Atom(str(name))
+        peer, atom = _as_atom(node), _as_atom(name)
         frm = sender if sender is not None else self.node.init_pid
         self._conn(peer).push(
             ctl.encode_packet((ctl.REG_SEND, frm, _EMPTY, atom), message, has_message=True))
@@ -622,34 +621,19 @@ class Distribution:
 
     def monitor(self, watcher: Pid, target: Any, ref: Ref) -> None:
         """Monitor a remote pid or ``(name, node)``."""
-        to: Any
-        if type(target) is Pid:
-            peer, to = target.node, target
-        else:
-            name, node = target
-            peer = node if type(node) is Atom else Atom(str(node))
-            to = name if type(name) is Atom else Atom(str(name))
+        peer, to = _address(target)
         conn = self._conn(peer)
         conn.monitors[ref] = (watcher, target)
         conn.push(ctl.encode_packet((ctl.MONITOR_P, watcher, to, ref)))
 
-    def demonitor(self, target: Pid, ref: Ref) -> None:
-        """Remove our monitor of a remote process."""
-        conn = self.conns.get(target.node)
+    def demonitor(self, target: Any, ref: Ref) -> None:
+        """Remove our monitor of a remote pid or ``(name, node)``."""
+        peer, to = _address(target)
+        conn = self.conns.get(peer)
         mon = conn.monitors.pop(ref, None) if conn is not None else None
         if conn is None or mon is None:
             return
-        conn.push_later(ctl.encode_packet((ctl.DEMONITOR_P, mon[0], target, ref)))
-
-    def demonitor_ref(self, ref: Ref) -> None:
-        """Remove our monitor with ``ref`` on whichever connection holds it."""
-        for conn in self.conns.values():
-            mon = conn.monitors.pop(ref, None)
-            if mon is not None:
-                watcher, target = mon
-                to = target if type(target) is Pid else Atom(str(target[0]))
-                conn.push_later(ctl.encode_packet((ctl.DEMONITOR_P, watcher, to, ref)))
-                return
+        conn.push_later(ctl.encode_packet((ctl.DEMONITOR_P, mon[0], to, ref)))
 
     def send_down(self, watcher: Pid, ref: Ref, by: Any, reason: ExitReason) -> None:
         """Tell a remote watcher that a local process it monitors exited."""
@@ -681,6 +665,18 @@ class Distribution:
             return
         conn = self._conn(peer)
         conn.node_watchers[proc.pid] = conn.node_watchers.get(proc.pid, 0) + 1
+
+
+def _as_atom(value: Any) -> Atom:
+    return value if type(value) is Atom else Atom(str(value))
+
+
+def _address(target: Any) -> tuple[Atom, Any]:
+    """``(peer node, what to name in a control message)`` of a pid or ``(name, node)``."""
+    if type(target) is Pid:
+        return target.node, target
+    name, node = target
+    return _as_atom(node), _as_atom(name)
 
 
 def default_cookie() -> str:

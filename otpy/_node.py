@@ -26,7 +26,6 @@ from otpy._reasons import (
     Exit,
     ExitReason,
     Kill,
-    NoConnection,
     Normal,
     ProcessExit,
     Shutdown,
@@ -142,7 +141,7 @@ class Node:
         reason: ExitReason = NORMAL
         try:
             with proc.scope:
-                proc.result = await fn(*args)
+                await fn(*args)
         except ProcessExit as exc:
             reason = exc.reason
         except Exception as exc:
@@ -209,16 +208,12 @@ class Node:
             self._exited_event.set()
 
     def _drop_monitor(self, ref: Ref, target: Any) -> None:
-        pid = target if isinstance(target, Pid) else None
-        if pid is None:
-            if self.dist is not None:
-                self.dist.demonitor_ref(ref)
+        if self.dist is not None and self.is_remote(target):
+            self.dist.demonitor(target, ref)
             return
-        p = self.local(pid)
+        p = self.local(target) if type(target) is Pid else None
         if p is not None and p.monitored_by is not None:
             p.monitored_by.pop(ref, None)
-        elif p is None and pid.node is not self.name and self.dist is not None:
-            self.dist.demonitor(pid, ref)
 
     def signal_exit(self, target: Pid, sender: Pid, reason: ExitReason, link: bool) -> None:
         """Deliver an exit signal with Erlang's rules.
@@ -486,18 +481,3 @@ class Node:
 def _task_name(fn: Any) -> str:
     name = getattr(fn, "__qualname__", None)
     return name if type(name) is str else "otpy.process"
-
-
-def current_node() -> Node:
-    """The node of the calling process."""
-    from otpy._process import current
-
-    return current().node
-
-
-def noconnection(node: str) -> NoConnection:
-    """A `NoConnection` reason for ``node``."""
-    return NoConnection(node)
-
-
-__all__ += ["NORMAL", "current_node", "noconnection"]

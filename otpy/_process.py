@@ -51,7 +51,6 @@ class Process:
         "parent",
         "pending",
         "pid",
-        "result",
         "scope",
         "task",
         "timer",
@@ -83,7 +82,6 @@ class Process:
         self.aliases: set[Ref] | None = None
         self.name: Any = None
         self.cleanups: list[Callable[[Process, ExitReason], None]] | None = None
-        self.result: Any = None
 
     def deliver(self, message: Any) -> None:
         """Append a message to the mailbox and wake the process if it waits."""

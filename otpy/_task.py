@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 import attrs
+import trio
 
 from otpy._dynamic_supervisor import DynamicSupervisor
 from otpy._process import Process, current, flush_ref, receive, receive_reply
@@ -154,8 +155,6 @@ class Task:
         next_out = 0
         index = 0
         exhausted = False
-        import trio
-
         while True:
             while not exhausted and len(running) < max_concurrency:
                 try:
@@ -193,8 +192,6 @@ class Task:
 async def _wait_any(
     proc: Process, running: list[tuple[int, Task, float | None]]
 ) -> list[tuple[int, str, Any]]:
-    import trio
-
     refs = {t.ref: (i, t) for i, t, _ in running}
 
     def match(m: Any) -> bool:
