@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from otpy._etf import ETFDecodeError, decode_term, term_to_binary
+from otpy._etf import ETFDecodeError, decode_flat_tuple, decode_term, term_ext, term_to_binary
 from otpy._reasons import (
     Crash,
     ExitReason,
@@ -53,8 +53,11 @@ __all__ = [
     "UNLINK_ID_ACK",
     "ControlError",
     "RemoteError",
+    "call_message",
     "decode_packet",
     "encode_packet",
+    "encode_packet_with",
+    "reply_message",
     "reason_to_term",
     "register_reason",
     "term_to_reason",
@@ -243,9 +246,55 @@ def encode_packet(control: tuple[Any, ...], message: Any = None, *,
     Returns:
         The packet payload (without the 4-byte length).
     """
+    head = _CONTROL_HEADS[len(control)] + b"".join(map(term_ext, control))
     if has_message:
-        return b"p" + term_to_binary(control) + term_to_binary(message)
-    return b"p" + term_to_binary(control)
+        return head + term_to_binary(message)
+    return head
+
+
+def encode_packet_with(control: tuple[Any, ...], message_bytes: bytes) -> bytes:
+    """A pass-through packet for a control tuple and an already encoded message.
+
+    Args:
+        control: the control tuple.
+        message_bytes: the message as a complete external term (version byte first).
+
+    Returns:
+        The packet payload (without the 4-byte length).
+    """
+    return _CONTROL_HEADS[len(control)] + b"".join(map(term_ext, control)) + message_bytes
+
+
+# b"p", the version byte and a SMALL_TUPLE_EXT head of arity n
+_CONTROL_HEADS = [b"p\x83h" + bytes((n,)) for n in range(16)]
+
+
+def call_message(sender: Pid, ref: Ref, request: Any) -> bytes:
+    """The encoded ``{'$gen_call', {Sender, [alias | Ref]}, Request}`` of a call.
+
+    Args:
+        sender: the calling process.
+        ref: the call's monitor reference (also its alias).
+        request: the request term.
+
+    Returns:
+        The message as a complete external term.
+    """
+    return (_GEN_CALL_HEAD + term_ext(sender) + _ALIAS_TAG_HEAD + term_ext(ref)
+            + term_ext(request))
+
+
+def reply_message(alias: Ref, value: Any) -> bytes:
+    """The encoded ``{[alias | Ref], Value}``: a reply to a call tagged with an alias.
+
+    Args:
+        alias: the reference of the call's tag.
+        value: the reply.
+
+    Returns:
+        The message as a complete external term.
+    """
+    return _REPLY_HEAD + term_ext(alias) + term_ext(value)
 
 
 _NO_MESSAGE = object()
@@ -271,7 +320,7 @@ def decode_packet(packet: bytes) -> tuple[tuple[Any, ...], Any]:
     try:
         if len(packet) < 2 or packet[1] != 131:
             raise ControlError("control term lacks the version byte 131")
-        control, pos = decode_term(packet, 2)
+        control, pos = decode_flat_tuple(packet, 2)
         message = None
         if type(control) is not tuple or not control or type(control[0]) is not int:
             raise ControlError(f"bad control message {control!r}")
@@ -315,10 +364,13 @@ def _check_shape(control: tuple[Any, ...]) -> None:
     shape = _SHAPES.get(control[0])
     if shape is None:
         return  # unknown or ignorable control: the runtime logs and skips it
-    args = control[1:]
-    if len(args) != len(shape) or not all(isinstance(a, s) for a, s in zip(args, shape,
-                                                                           strict=True)):
+    if len(control) != len(shape) + 1:
         raise ControlError(f"malformed control message {control!r}")
+    i = 1
+    for kind in shape:
+        if not isinstance(control[i], kind):
+            raise ControlError(f"malformed control message {control!r}")
+        i += 1
 
 
 def alias_tag(ref: Ref) -> ImproperList:
@@ -327,6 +379,10 @@ def alias_tag(ref: Ref) -> ImproperList:
 
 
 _ALIAS = Atom("alias")
+# {'$gen_call', {  ...  and  [alias | ...  ;  {[alias | ...
+_GEN_CALL_HEAD = b"\x83h\x03" + term_ext(Atom("$gen_call")) + b"h\x02"
+_ALIAS_TAG_HEAD = b"l\x00\x00\x00\x01" + term_ext(_ALIAS)
+_REPLY_HEAD = b"\x83h\x02" + _ALIAS_TAG_HEAD
 
 
 def tag_alias(tag: Any) -> Ref | None:

@@ -38,6 +38,7 @@ from otpy._etf import term_to_binary
 from otpy._global import GlobalNames
 from otpy._handshake import HandshakeError, HandshakeRejected, simultaneous_status, split_node
 from otpy._handshake_io import ConnectionLost, DistConnection, accept, connect_to_node
+from otpy._process import flush_ref
 from otpy._reasons import NOPROC, Down, ExitReason, NoConnection, NodeDown
 from otpy._terms import Atom, Pid, Ref
 from otpy._tls import TLSConfig
@@ -130,12 +131,16 @@ class Connection:
         try:
             yield
         finally:
-            self.corked -= 1
-            if not self.corked and self.outbox:
-                if self.fd is not None:
-                    self.flush_direct()
-                elif not self.wake.is_set():
-                    self.wake.set()
+            self.uncork()
+
+    def uncork(self) -> None:
+        """End a batch (``corked += 1`` started it): send what it pushed."""
+        self.corked -= 1
+        if not self.corked and self.outbox:
+            if self.fd is not None and not self.direct_used and not self.writing:
+                self.flush_direct()
+            elif not self.wake.is_set():
+                self.wake.set()
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer.name} {'up' if self.up else 'setting up'}>"
@@ -400,14 +405,70 @@ class Distribution:
     async def _reader(self, conn: Connection) -> None:
         dc = conn.dc
         assert dc is not None
+        fd = dc.fileno
+        if fd is None:  # TLS: through the stream
+            while True:
+                packet = await dc.receive_packet()
+                conn.last_recv = trio.current_time()
+                conn.direct_used = False  # a new exchange: direct writes are fine again
+                if packet:
+                    control, message = ctl.decode_packet(packet)
+                    self._dispatch(conn, control, message)
+        # Plain TCP: read the socket directly and split the 4-byte framed
+        # packets here (the hot path of everything received).
+        rest = dc.take_buffered()
+        wait_readable = trio.lowlevel.wait_readable
+        current_time = trio.current_time
+        decode_packet = ctl.decode_packet
+        dispatch = self._dispatch
+        read = os.read
+        peer = conn.peer.name
         while True:
-            packet = await dc.receive_packet()
-            conn.last_recv = trio.current_time()
-            conn.direct_used = False  # a new exchange: direct writes are fine again
-            if not packet:
+            if rest:
+                data = rest
+            else:
+                await wait_readable(fd)
+                try:
+                    data = read(fd, 262144)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    raise ConnectionLost(f"connection to {peer} broke: {exc}") from exc
+                if not data:
+                    raise ConnectionLost(f"{peer} closed the connection")
+            conn.last_recv = current_time()
+            conn.direct_used = False
+            pos = 0
+            end = len(data)
+            while end - pos >= 4:
+                size = int.from_bytes(data[pos:pos + 4], "big")
+                stop = pos + 4 + size
+                if stop > end:
+                    break
+                if size:
+                    control, message = decode_packet(data[pos + 4:stop])
+                    dispatch(conn, control, message)
+                pos = stop
+            if pos == end:
+                rest = b""
                 continue
-            control, message = ctl.decode_packet(packet)
-            self._dispatch(conn, control, message)
+            # A partial packet: read until it is complete.
+            buf = bytearray(data[pos:])
+            need = 4 + int.from_bytes(buf[:4], "big") if len(buf) >= 4 else 4
+            while len(buf) < need:
+                await wait_readable(fd)
+                try:
+                    more = read(fd, max(262144, need - len(buf)))
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    raise ConnectionLost(f"connection to {peer} broke: {exc}") from exc
+                if not more:
+                    raise ConnectionLost(f"{peer} closed the connection in the middle of a packet")
+                buf += more
+                if len(buf) >= 4:
+                    need = 4 + int.from_bytes(buf[:4], "big")
+            rest = bytes(buf)
 
     def _dispatch(self, conn: Connection, control: tuple[Any, ...], message: Any) -> None:
         node = self.node
@@ -588,10 +649,63 @@ class Distribution:
         self._conn(peer).push(
             ctl.encode_packet((ctl.REG_SEND, frm, _EMPTY, atom), message, has_message=True))
 
+    def connection(self, peer: Atom) -> Connection:
+        """The connection to ``peer``, set up on first use (packets wait for it)."""
+        return self.conns.get(peer) or self._conn(peer)
+
     def alias_send(self, sender: Pid, to: Pid, alias: Ref, message: Any) -> None:
         """Send to a process alias on ``to``'s node (gen replies with alias tags)."""
         self._conn(to.node).push(
             ctl.encode_packet((ctl.ALIAS_SEND, sender, alias), message, has_message=True))
+
+    def start_call(self, proc: Process, server: Any, ref: Ref, message: bytes) -> Connection:
+        """Send a call: monitor ``server`` with ``ref`` (also the reply alias) and
+        send the encoded request, in one write.
+
+        Args:
+            proc: the calling process.
+            server: a remote pid or ``(name, node)``.
+            ref: the call's reference.
+            message: the encoded ``$gen_call`` message (`ctl.call_message`).
+
+        Returns:
+            The connection, for `end_call`.
+        """
+        peer, to = _address(server)
+        conn = self.conns.get(peer) or self._conn(peer)
+        me = proc.pid
+        monitor = ctl.encode_packet((ctl.MONITOR_P, me, to, ref))
+        if type(server) is Pid:
+            request = ctl.encode_packet_with((ctl.SEND, _EMPTY, server), message)
+        else:
+            request = ctl.encode_packet_with((ctl.REG_SEND, me, _EMPTY, to), message)
+        monitors = proc.monitors
+        if monitors is None:
+            monitors = proc.monitors = {}
+        monitors[ref] = server
+        conn.monitors[ref] = (me, server)
+        self.aliases[ref] = proc
+        conn.corked += 1
+        conn.push(monitor)
+        conn.push(request)
+        conn.uncork()
+        return conn
+
+    def end_call(self, proc: Process, conn: Connection, server: Any, ref: Ref) -> None:
+        """After a call: drop its alias and its monitor (the demonitor leaves
+        with the next packet), and any late reply or `Down` already queued."""
+        del self.aliases[ref]
+        monitors = proc.monitors
+        if monitors and monitors.pop(ref, None) is not None and conn.monitors.pop(ref, None):
+            conn.push_later(ctl.encode_packet((ctl.DEMONITOR_P, proc.pid, _address(server)[1],
+                                               ref)))
+        if proc.mailbox:
+            flush_ref(proc, ref)
+
+    def send_reply(self, sender: Pid, to: Pid, alias: Ref, value: Any) -> None:
+        """Reply to a remote call tagged ``[alias | Alias]``: ``{Tag, Value}`` to the alias."""
+        self._conn(to.node).push(ctl.encode_packet_with(
+            (ctl.ALIAS_SEND, sender, alias), ctl.reply_message(alias, value)))
 
     def send_exit(self, target: Pid, sender: Pid, reason: ExitReason, link: bool) -> None:
         """An exit signal to a remote process (a link exit, or `exit/2`)."""

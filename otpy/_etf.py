@@ -45,9 +45,13 @@ __all__ = [
     "ETFDecodeError",
     "ETFEncodeError",
     "binary_to_term",
+    "decode_flat_tuple",
     "decode_term",
     "decode_versioned_term",
     "encode_term",
+    "pid_ext",
+    "ref_ext",
+    "term_ext",
     "term_to_binary",
 ]
 
@@ -167,6 +171,8 @@ _DEFAULT_CTX: Final = _Ctx(None, False)
 _ATOM_VALUES: dict[bytes, Any] = {b"true": True, b"false": False, b"undefined": None}
 # UTF-8 bytes of an atom's name -> the Atom (for node, module and function names).
 _RAW_ATOMS: dict[bytes, Atom] = {}
+# NEW_PID_EXT bytes (with a SMALL_ATOM_UTF8 node) -> the decoded pid
+_PIDS: dict[bytes, Pid] = {}
 # Atom -> the Python value it decodes to.
 _ATOM_TO_VALUE: dict[Atom, Any] = {_TRUE: True, _FALSE: False, _UNDEFINED: None}
 
@@ -484,13 +490,22 @@ def _d_map_exact(
 
 
 def _d_new_pid(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    if data[pos] == _SMALL_ATOM_UTF8:  # inline the common case of _dec_atom
-        end = pos + 2 + data[pos + 1]
-        node = _RAW_ATOMS.get(data[pos + 2 : end])
-        if node is None:
-            node, end = _dec_atom(data, pos, ctx)
-    else:
-        node, end = _dec_atom(data, pos, ctx)
+    if data[pos] == _SMALL_ATOM_UTF8:  # the common case: a cached pid, or a cached node
+        end = pos + 14 + data[pos + 1]
+        raw = data[pos - 1 : end]
+        pid = _PIDS.get(raw)
+        if pid is not None:
+            return pid, end
+        node = _RAW_ATOMS.get(data[pos + 2 : end - 12])
+        if node is not None:
+            pid_id, serial, creation = _PID_NEW(data, end - 12)
+            pid = Pid(node, pid_id, serial, creation)
+            pid._ext = raw
+            if len(_PIDS) >= _CACHE_LIMIT:
+                _PIDS.clear()
+            _PIDS[raw] = pid
+            return pid, end
+    node, end = _dec_atom(data, pos, ctx)
     pid_id, serial, creation = _PID_NEW(data, end)
     return Pid(node, pid_id, serial, creation), end + 12
 
@@ -505,9 +520,15 @@ def _d_newer_reference(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[An
     n = _U16(data, pos)[0]
     if not 1 <= n <= _MAX_REF_WORDS:
         raise ETFDecodeError(f"reference with {n} words (1..{_MAX_REF_WORDS})")
+    start = pos - 1
+    plain = data[pos + 2] == _SMALL_ATOM_UTF8
     node, pos = _dec_atom(data, pos + 2, ctx)
     creation = _U32(data, pos)[0]
-    return Ref(node, _REF_IDS[n](data, pos + 4), creation), pos + 4 + 4 * n
+    end = pos + 4 + 4 * n
+    ref = Ref(node, _REF_IDS[n](data, pos + 4), creation)
+    if plain:  # keep the bytes: the reference is often sent back (a call's alias)
+        ref._ext = data[start:end]
+    return ref, end
 
 
 def _d_new_reference(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
@@ -682,6 +703,69 @@ def _ctx(atom_cache: Sequence[Atom] | None, safe: bool) -> _Ctx:
     return _DEFAULT_CTX if atom_cache is None and not safe else _Ctx(atom_cache, safe)
 
 
+def decode_flat_tuple(data: bytes, pos: int) -> tuple[tuple[Any, ...], int]:
+    """Decode a SMALL_TUPLE_EXT whose elements are mostly pids, references,
+    atoms and small integers: the shape of every distribution control message.
+
+    Those elements are read inline (pids from the decoded-pid cache); any
+    other element goes through `decode_term`. The result equals what
+    `decode_term` returns.
+
+    Args:
+        data: the buffer.
+        pos: the offset of the tuple's tag (any other tag: `decode_term`).
+
+    Returns:
+        ``(term, end)``; the term is a tuple unless the tag was not SMALL_TUPLE_EXT.
+
+    Raises:
+        ETFDecodeError: bad or truncated data.
+    """
+    try:
+        if data[pos] != _SMALL_TUPLE:
+            return decode_term(data, pos)  # type: ignore[no-any-return]
+        n = data[pos + 1]
+        pos += 2
+        items: list[Any] = []
+        append = items.append
+        for _ in range(n):
+            tag = data[pos]
+            if tag == _SMALL_INTEGER:
+                append(data[pos + 1])
+                pos += 2
+                continue
+            if tag == _NEW_PID and data[pos + 1] == _SMALL_ATOM_UTF8:
+                end = pos + 15 + data[pos + 2]
+                pid = _PIDS.get(data[pos:end])
+                if pid is not None:
+                    append(pid)
+                    pos = end
+                    continue
+            elif tag == _SMALL_ATOM_UTF8:
+                end = pos + 2 + data[pos + 1]
+                value = _ATOM_VALUES.get(data[pos + 2 : end], _MISSING)
+                if value is not _MISSING:
+                    append(value)
+                    pos = end
+                    continue
+            elif tag == _NEWER_REFERENCE and data[pos + 3] == _SMALL_ATOM_UTF8:
+                words = (data[pos + 1] << 8) | data[pos + 2]
+                at = pos + 5 + data[pos + 4]
+                node = _RAW_ATOMS.get(data[pos + 5 : at])
+                end = at + 4 + 4 * words
+                if node is not None and 1 <= words <= _MAX_REF_WORDS and end <= len(data):
+                    ref = Ref(node, _REF_IDS[words](data, at + 4), _U32(data, at)[0])
+                    ref._ext = data[pos:end]
+                    append(ref)
+                    pos = end
+                    continue
+            item, pos = decode_term(data, pos)
+            append(item)
+    except IndexError:
+        raise _truncated() from None
+    return tuple(items), pos
+
+
 def decode_term(
     data: bytes | bytearray | memoryview,
     offset: int = 0,
@@ -789,6 +873,7 @@ def binary_to_term(
 # --------------------------------------------------------------------------- encoding
 
 _SMALL_INTS: Final = [bytes((_SMALL_INTEGER, i)) for i in range(256)]
+_NEW_PID_BYTE: Final = bytes((_NEW_PID,))
 _ATOM_BYTES: dict[Atom, bytes] = {}
 
 
@@ -895,21 +980,82 @@ def _node_bytes(node: Any) -> bytes:
     return encoded if encoded is not None else _atom_bytes(node)
 
 
+def pid_ext(pid: Pid) -> bytes:
+    """The encoding of a pid (NEW_PID_EXT, no version byte), cached on the pid.
+
+    Args:
+        pid: the pid.
+
+    Returns:
+        Its encoded bytes.
+    """
+    ext = pid._ext
+    if ext is None:
+        ext = pid._ext = (_NEW_PID_BYTE + _node_bytes(pid.node)
+                          + _PACK_PID(pid.id, pid.serial, pid.creation))
+    return ext
+
+
+def ref_ext(ref: Ref) -> bytes:
+    """The encoding of a reference (NEWER_REFERENCE_EXT), cached on the reference.
+
+    Args:
+        ref: the reference.
+
+    Returns:
+        Its encoded bytes.
+
+    Raises:
+        ETFEncodeError: the reference does not have 1 to 5 words.
+    """
+    ext = ref._ext
+    if ext is None:
+        ids = ref.ids
+        n = len(ids)
+        if not 1 <= n <= _MAX_REF_WORDS:
+            raise ETFEncodeError(f"reference with {n} words (1..{_MAX_REF_WORDS})")
+        ext = ref._ext = (_PACK_REF_HEAD(_NEWER_REFERENCE, n) + _node_bytes(ref.node)
+                          + _PACK_U32(ref.creation) + _PACK_REF_IDS[n](*ids))
+    return ext
+
+
+def term_ext(term: Any) -> bytes:
+    """The encoding of ``term`` without the version byte; pids, references,
+    atoms and small integers come from caches (the parts of control messages).
+
+    Args:
+        term: the Python value.
+
+    Returns:
+        Its encoded bytes.
+
+    Raises:
+        ETFEncodeError: see `encode_term`.
+    """
+    tp = type(term)
+    if tp is Pid or tp is Ref:
+        ext = term._ext
+        if ext is not None:
+            return ext  # type: ignore[no-any-return]
+        return pid_ext(term) if tp is Pid else ref_ext(term)
+    if tp is Atom:
+        ext = _ATOM_BYTES.get(term)
+        return ext if ext is not None else _atom_bytes(term)
+    if tp is int and 0 <= term <= 255:
+        return _SMALL_INTS[term]  # type: ignore[no-any-return]
+    out = bytearray()
+    encode_term(term, out)
+    return bytes(out)
+
+
 def _enc_pid(term: Pid, out: bytearray) -> None:
-    out.append(_NEW_PID)
-    out += _node_bytes(term.node)
-    out += _PACK_PID(term.id, term.serial, term.creation)
+    ext = term._ext
+    out += ext if ext is not None else pid_ext(term)
 
 
 def _enc_ref(term: Ref, out: bytearray) -> None:
-    ids = term.ids
-    n = len(ids)
-    if not 1 <= n <= _MAX_REF_WORDS:
-        raise ETFEncodeError(f"reference with {n} words (1..{_MAX_REF_WORDS})")
-    out += _PACK_REF_HEAD(_NEWER_REFERENCE, n)
-    out += _node_bytes(term.node)
-    out += _PACK_U32(term.creation)
-    out += _PACK_REF_IDS[n](*ids)
+    ext = term._ext
+    out += ext if ext is not None else ref_ext(term)
 
 
 def _enc_port(term: Port, out: bytearray) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import trio
 
+from otpy import _control as ctl
 from otpy._node import Node, NotRegisteredError
 from otpy._process import Process, current, flush_ref, receive, receive_reply
 from otpy._reasons import (
@@ -490,25 +491,16 @@ async def _remote_call(
     proc: Process, node: Node, server: Any, request: Any, timeout: float | None
 ) -> Any:
     """A call across distribution: monitor, send with an alias tag, wait."""
-    from otpy._control import alias_tag
-
     dist = node.dist
-    peer = server.node if type(server) is Pid else Atom(str(server[1]))
-    with dist.batch(peer):  # the monitor and the request go out in one write
-        ref = node.monitor(proc, server)
-        dist.aliases[ref] = proc
-        msg = (GEN_CALL, (proc.pid, alias_tag(ref)), request)
-        if type(server) is Pid:
-            dist.send(server, msg)
-        else:
-            dist.send_named(server[0], server[1], msg, proc.pid)
+    ref = Ref.make(node.name, node.creation)
+    # An unencodable request raises here, before anything is sent.
+    conn = dist.start_call(proc, server, ref, ctl.call_message(proc.pid, ref, request))
     try:
         reply_msg = await receive_reply(proc, ref, timeout)
     except Timeout:
         raise CallError(Timeout(), server, request) from None
     finally:
-        dist.aliases.pop(ref, None)
-        node.demonitor(proc, ref, flush=True)
+        dist.end_call(proc, conn, server, ref)
     if type(reply_msg) is Down:
         raise CallError(reply_msg.reason, server, request)
     return reply_msg[1]
@@ -529,11 +521,9 @@ def reply(caller: Caller, value: Any) -> None:
         target = node.local(pid)
         if target is None:
             if node.dist is not None and node.is_remote(pid):
-                from otpy._control import tag_alias
-
-                alias = tag_alias(ref)
+                alias = ctl.tag_alias(ref)
                 if alias is not None:
-                    node.dist.alias_send(proc.pid, pid, alias, (ref, value))
+                    node.dist.send_reply(proc.pid, pid, alias, value)
                 else:
                     node.dist.send(pid, (ref, value))
             return

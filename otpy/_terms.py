@@ -87,7 +87,7 @@ class Pid:
     (not part of equality) so that sending is a pointer dereference.
     """
 
-    __slots__ = ("_hash", "_proc", "creation", "id", "node", "serial")
+    __slots__ = ("_ext", "_hash", "_proc", "creation", "id", "node", "serial")
 
     node: Atom
     id: int
@@ -100,6 +100,7 @@ class Pid:
         self.serial = serial
         self.creation = creation
         self._proc: Any = None
+        self._ext: bytes | None = None  # its external term encoding, once computed
         self._hash = hash((id, serial, creation, node))
 
     def __eq__(self, other: object) -> bool:
@@ -135,7 +136,7 @@ class Ref:
     ``ids`` are the 32-bit words of the reference (up to 5 in OTP 25+).
     """
 
-    __slots__ = ("_hash", "creation", "ids", "node")
+    __slots__ = ("_ext", "_hash", "creation", "ids", "node")
 
     node: Atom
     ids: tuple[int, ...]
@@ -145,6 +146,7 @@ class Ref:
         self.node = node
         self.ids = ids
         self.creation = creation
+        self._ext: bytes | None = None  # its external term encoding, once computed
         self._hash = hash(ids)
 
     @classmethod
@@ -277,16 +279,19 @@ class Fun:
     Python cannot call it; it is kept field by field so that it can be sent
     back to Erlang unchanged (it re-encodes to the same bytes). ``uniq`` is the
     16-byte MD5 of the defining module, ``free_vars`` the captured values.
+    Equality is Erlang's (checked on OTP 25): two funs are ``=:=`` (and the
+    same map key) when module, ``index``, ``old_uniq`` and the free variables
+    are; ``arity``, ``uniq``, ``old_index`` and ``pid`` are not compared.
     """
 
     module: Atom
-    arity: int
-    uniq: bytes
-    index: int
-    old_index: int
-    old_uniq: int
-    pid: Pid
-    free_vars: tuple[Any, ...]
+    arity: int = attrs.field(eq=False)
+    uniq: bytes = attrs.field(eq=False)
+    index: int = attrs.field()
+    old_index: int = attrs.field(eq=False)
+    old_uniq: int = attrs.field()
+    pid: Pid = attrs.field(eq=False)
+    free_vars: tuple[Any, ...] = attrs.field()
 
 
 def _exact(value: Any) -> Any:
@@ -331,17 +336,8 @@ def _exact(value: Any) -> Any:
     if tp is Pid or tp is Ref or tp is Port or tp is BitBinary or tp is Export:
         return value
     if tp is Fun:
-        return (
-            "fun",
-            value.module,
-            value.arity,
-            value.uniq,
-            value.index,
-            value.old_index,
-            value.old_uniq,
-            value.pid,
-            _exact(list(value.free_vars)),
-        )
+        return ("fun", value.module, value.index, value.old_uniq,
+                _exact(list(value.free_vars)))
     # Subclasses of the builtin types (IntEnum, namedtuple, OrderedDict, ...).
     if isinstance(value, int):
         return int(value)

@@ -18,6 +18,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -996,3 +997,26 @@ def test_erlang_rejects_what_we_reject(erl: ErlPeer) -> None:
         assert erl.decode(bad) is None
         with pytest.raises(ETFDecodeError):
             binary_to_term(bad)
+
+
+def test_fun_equality_matches_erlang(erl: ErlPeer) -> None:
+    # A map with two keys Erlang finds =:= is refused by binary_to_term: that
+    # tells, field by field, which Fun fields OTP compares.
+    base = Fun(Atom("m"), 0, bytes(16), 0, 0, 0, Pid(Atom("a@b"), 0, 0, 0), (1,))
+    variants = {
+        "arity": attrs.evolve(base, arity=1),
+        "uniq": attrs.evolve(base, uniq=b"\x01" * 16),
+        "index": attrs.evolve(base, index=1),
+        "old_index": attrs.evolve(base, old_index=1),
+        "old_uniq": attrs.evolve(base, old_uniq=1),
+        "pid": attrs.evolve(base, pid=Pid(Atom("a@b"), 0, 0, 1)),
+        "free_vars": attrs.evolve(base, free_vars=(2,)),
+    }
+    same_in_erlang = {}
+    for field, other in variants.items():
+        data = (b"\x83t\x00\x00\x00\x02" + term_to_binary(base)[1:] + b"a\x01"
+                + term_to_binary(other)[1:] + b"a\x02")
+        same_in_erlang[field] = erl.decode(data) is None
+        assert (other == base) == same_in_erlang[field], field
+        assert (MapKey(other) == MapKey(base)) == same_in_erlang[field], field
+    assert not all(same_in_erlang.values()) and any(same_in_erlang.values())
