@@ -57,9 +57,9 @@ __all__ = [
     "decode_packet",
     "encode_packet",
     "encode_packet_with",
-    "reply_message",
     "reason_to_term",
     "register_reason",
+    "reply_message",
     "term_to_reason",
 ]
 

@@ -723,7 +723,7 @@ def decode_flat_tuple(data: bytes, pos: int) -> tuple[tuple[Any, ...], int]:
     """
     try:
         if data[pos] != _SMALL_TUPLE:
-            return decode_term(data, pos)  # type: ignore[no-any-return]
+            return decode_term(data, pos)
         n = data[pos + 1]
         pos += 2
         items: list[Any] = []
