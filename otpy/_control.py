@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from otpy._etf import ETFDecodeError, decode_flat_tuple, decode_term, term_ext, term_to_binary
+from otpy._etf import ETFDecodeError, decode_at, decode_term, term_ext, term_to_binary
 from otpy._reasons import (
     Crash,
     ExitReason,
@@ -60,6 +60,7 @@ __all__ = [
     "reason_to_term",
     "register_reason",
     "reply_message",
+    "reply_message_head",
     "term_to_reason",
 ]
 
@@ -284,6 +285,15 @@ def call_message(sender: Pid, ref: Ref, request: Any) -> bytes:
             + term_ext(request))
 
 
+def reply_message_head() -> bytes:
+    """The bytes a `reply_message` starts with, before its alias.
+
+    Returns:
+        ``131``, a 2-tuple head and ``[alias |``.
+    """
+    return _REPLY_HEAD
+
+
 def reply_message(alias: Ref, value: Any) -> bytes:
     """The encoded ``{[alias | Ref], Value}``: a reply to a call tagged with an alias.
 
@@ -320,7 +330,7 @@ def decode_packet(packet: bytes) -> tuple[tuple[Any, ...], Any]:
     try:
         if len(packet) < 2 or packet[1] != 131:
             raise ControlError("control term lacks the version byte 131")
-        control, pos = decode_flat_tuple(packet, 2)
+        control, pos = decode_at(packet, 2)
         message = None
         if type(control) is not tuple or not control or type(control[0]) is not int:
             raise ControlError(f"bad control message {control!r}")

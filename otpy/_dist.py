@@ -34,7 +34,7 @@ import trio
 from otpy import _control as ctl
 from otpy._control import ControlError, reason_to_term, term_to_reason
 from otpy._epmd_io import Registration, ensure_epmd, register
-from otpy._etf import term_to_binary
+from otpy._etf import ETFDecodeError, decode_at, term_to_binary
 from otpy._global import GlobalNames
 from otpy._handshake import HandshakeError, HandshakeRejected, simultaneous_status, split_node
 from otpy._handshake_io import ConnectionLost, DistConnection, accept, connect_to_node
@@ -51,6 +51,10 @@ __all__ = ["Connection", "Distribution"]
 
 logger = logging.getLogger("otpy.dist")
 _EMPTY = Atom("")
+# A pass-through packet with an ALIAS_SEND control: b"p", 131, {33, ...
+_ALIAS_SEND_HEAD = b"p\x83h\x03a" + bytes((ctl.ALIAS_SEND,))
+# {[alias | ...  — a call reply's tag (then the alias, then the value)
+_REPLY_HEAD = ctl.reply_message_head()
 
 
 class Connection:
@@ -86,6 +90,9 @@ class Connection:
         self.writing = False
         self.direct_used = False
         self.corked = 0
+        # Received bytes of an incomplete packet, and how many it needs.
+        self.rbuf = bytearray()
+        self.rneed = 0
 
     def push(self, packet: bytes) -> None:
         """Send a packet: written at once if the socket is idle, else queued (never blocks)."""
@@ -414,61 +421,90 @@ class Distribution:
                 if packet:
                     control, message = ctl.decode_packet(packet)
                     self._dispatch(conn, control, message)
-        # Plain TCP: read the socket directly and split the 4-byte framed
-        # packets here (the hot path of everything received).
+        # Plain TCP: read the socket directly (see _feed).
         rest = dc.take_buffered()
+        if rest:
+            self._feed(conn, rest)
         wait_readable = trio.lowlevel.wait_readable
-        current_time = trio.current_time
-        decode_packet = ctl.decode_packet
-        dispatch = self._dispatch
         read = os.read
         peer = conn.peer.name
         while True:
-            if rest:
-                data = rest
-            else:
-                await wait_readable(fd)
-                try:
-                    data = read(fd, 262144)
-                except BlockingIOError:
-                    continue
-                except OSError as exc:
-                    raise ConnectionLost(f"connection to {peer} broke: {exc}") from exc
-                if not data:
-                    raise ConnectionLost(f"{peer} closed the connection")
-            conn.last_recv = current_time()
-            conn.direct_used = False
-            pos = 0
-            end = len(data)
-            while end - pos >= 4:
-                size = int.from_bytes(data[pos:pos + 4], "big")
-                stop = pos + 4 + size
-                if stop > end:
-                    break
-                if size:
-                    control, message = decode_packet(data[pos + 4:stop])
-                    dispatch(conn, control, message)
-                pos = stop
-            if pos == end:
-                rest = b""
+            await wait_readable(fd)
+            try:
+                data = read(fd, 262144)
+            except BlockingIOError:
                 continue
-            # A partial packet: read until it is complete.
-            buf = bytearray(data[pos:])
-            need = 4 + int.from_bytes(buf[:4], "big") if len(buf) >= 4 else 4
-            while len(buf) < need:
-                await wait_readable(fd)
-                try:
-                    more = read(fd, max(262144, need - len(buf)))
-                except BlockingIOError:
+            except OSError as exc:
+                raise ConnectionLost(f"connection to {peer} broke: {exc}") from exc
+            if not data:
+                cut = " in the middle of a packet" if conn.rbuf else ""
+                raise ConnectionLost(f"{peer} closed the connection{cut}")
+            self._feed(conn, data)
+
+    def _feed(self, conn: Connection, data: bytes) -> None:
+        """Dispatch the complete 4-byte framed packets in ``data`` (after what
+        was buffered); keep the incomplete rest."""
+        buf = conn.rbuf
+        conn.last_recv = trio.current_time()
+        conn.direct_used = False  # a new exchange: direct writes are fine again
+        if buf:
+            buf += data
+            if len(buf) < conn.rneed:
+                return
+            data = bytes(buf)
+            buf.clear()
+        decode_packet = ctl.decode_packet
+        dispatch = self._dispatch
+        pos = 0
+        end = len(data)
+        while end - pos >= 4:
+            size = int.from_bytes(data[pos:pos + 4], "big")
+            stop = pos + 4 + size
+            if stop > end:
+                break
+            if size:
+                if data.startswith(_ALIAS_SEND_HEAD, pos + 4) and self._call_reply(
+                        data, pos + 4 + len(_ALIAS_SEND_HEAD), stop):
+                    pos = stop
                     continue
-                except OSError as exc:
-                    raise ConnectionLost(f"connection to {peer} broke: {exc}") from exc
-                if not more:
-                    raise ConnectionLost(f"{peer} closed the connection in the middle of a packet")
-                buf += more
-                if len(buf) >= 4:
-                    need = 4 + int.from_bytes(buf[:4], "big")
-            rest = bytes(buf)
+                control, message = decode_packet(data[pos + 4:stop])
+                dispatch(conn, control, message)
+            pos = stop
+        if pos != end:
+            buf += data[pos:] if pos else data
+            conn.rneed = 4 + int.from_bytes(buf[:4], "big") if len(buf) >= 4 else 4
+
+    def _call_reply(self, data: bytes, pos: int, stop: int) -> bool:
+        """The common ALIAS_SEND: ``{33, From, Alias}`` then ``{[alias | Alias], Value}``,
+        the reply to one of our calls. Delivered as ``(Alias, Value)`` without
+        decoding the tag; anything else returns False (the generic path decodes it).
+
+        Args:
+            data: the received bytes; the packet's control tuple's pid starts at ``pos``.
+            pos: the offset of the control's sender pid.
+            stop: the end of the packet.
+
+        Returns:
+            Whether the packet was handled.
+        """
+        try:
+            _sender, pos = decode_at(data, pos)
+            alias, pos = decode_at(data, pos)
+            if type(alias) is not Ref or not data.startswith(_REPLY_HEAD, pos):
+                return False
+            ext = alias._ext
+            pos += len(_REPLY_HEAD)
+            if ext is None or not data.startswith(ext, pos):
+                return False
+            value, end = decode_at(data, pos + len(ext))
+        except ETFDecodeError:
+            return False
+        if end != stop:
+            return False
+        proc = self.aliases.get(alias)
+        if proc is not None and proc.alive:
+            proc.deliver((alias, value))
+        return True
 
     def _dispatch(self, conn: Connection, control: tuple[Any, ...], message: Any) -> None:
         node = self.node

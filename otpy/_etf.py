@@ -45,7 +45,7 @@ __all__ = [
     "ETFDecodeError",
     "ETFEncodeError",
     "binary_to_term",
-    "decode_flat_tuple",
+    "decode_at",
     "decode_term",
     "decode_versioned_term",
     "encode_term",
@@ -381,14 +381,31 @@ def _d_small_tuple(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, i
         raise _too_deep(pos)
     depth -= 1
     decoders = _DECODERS
-    if n == 2:
-        first, pos = decoders[data[pos]](data, pos + 1, depth, ctx)
-        second, pos = decoders[data[pos]](data, pos + 1, depth, ctx)
-        return (first, second), pos
     items: list[Any] = []
     append = items.append
     for _ in range(n):
-        item, pos = decoders[data[pos]](data, pos + 1, depth, ctx)
+        # The elements of control messages and of most messages, read inline:
+        # small integers, known atoms and already seen pids.
+        tag = data[pos]
+        if tag == _SMALL_INTEGER:
+            append(data[pos + 1])
+            pos += 2
+            continue
+        if tag == _SMALL_ATOM_UTF8:
+            end = pos + 2 + data[pos + 1]
+            value = _ATOM_VALUES.get(data[pos + 2 : end], _MISSING)
+            if value is not _MISSING:
+                append(value)
+                pos = end
+                continue
+        elif tag == _NEW_PID and data[pos + 1] == _SMALL_ATOM_UTF8:
+            end = pos + 15 + data[pos + 2]
+            pid = _PIDS.get(data[pos:end])
+            if pid is not None:
+                append(pid)
+                pos = end
+                continue
+        item, pos = decoders[tag](data, pos + 1, depth, ctx)
         append(item)
     return tuple(items), pos
 
@@ -517,18 +534,21 @@ def _d_pid(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
 
 
 def _d_newer_reference(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    n = _U16(data, pos)[0]
-    if not 1 <= n <= _MAX_REF_WORDS:
-        raise ETFDecodeError(f"reference with {n} words (1..{_MAX_REF_WORDS})")
-    start = pos - 1
-    plain = data[pos + 2] == _SMALL_ATOM_UTF8
-    node, pos = _dec_atom(data, pos + 2, ctx)
-    creation = _U32(data, pos)[0]
-    end = pos + 4 + 4 * n
-    ref = Ref(node, _REF_IDS[n](data, pos + 4), creation)
-    if plain:  # keep the bytes: the reference is often sent back (a call's alias)
-        ref._ext = data[start:end]
-    return ref, end
+    words = (data[pos] << 8) | data[pos + 1]
+    if not 1 <= words <= _MAX_REF_WORDS:
+        raise ETFDecodeError(f"reference with {words} words (1..{_MAX_REF_WORDS})")
+    if data[pos + 2] == _SMALL_ATOM_UTF8:  # the common case: keep the bytes too
+        at = pos + 4 + data[pos + 3]
+        node = _RAW_ATOMS.get(data[pos + 4 : at])
+        if node is None:
+            node, at = _dec_atom(data, pos + 2, ctx)
+        end = at + 4 + 4 * words
+        ref = Ref(node, _REF_IDS[words](data, at + 4), _U32(data, at)[0])
+        # Often sent back (a call's alias): its encoding is these bytes.
+        ref._ext = data[pos - 1 : end]
+        return ref, end
+    node, at = _dec_atom(data, pos + 2, ctx)
+    return Ref(node, _REF_IDS[words](data, at + 4), _U32(data, at)[0]), at + 4 + 4 * words
 
 
 def _d_new_reference(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
@@ -703,67 +723,30 @@ def _ctx(atom_cache: Sequence[Atom] | None, safe: bool) -> _Ctx:
     return _DEFAULT_CTX if atom_cache is None and not safe else _Ctx(atom_cache, safe)
 
 
-def decode_flat_tuple(data: bytes, pos: int) -> tuple[tuple[Any, ...], int]:
-    """Decode a SMALL_TUPLE_EXT whose elements are mostly pids, references,
-    atoms and small integers: the shape of every distribution control message.
-
-    Those elements are read inline (pids from the decoded-pid cache); any
-    other element goes through `decode_term`. The result equals what
-    `decode_term` returns.
+def decode_at(data: bytes, pos: int) -> tuple[Any, int]:
+    """`decode_term` with the default limits, for a ``bytes`` buffer: the
+    distribution layer's entry point (no argument checks, no compressed terms
+    in first position — the caller checks the tag).
 
     Args:
         data: the buffer.
-        pos: the offset of the tuple's tag (any other tag: `decode_term`).
+        pos: the offset of the term's tag byte.
 
     Returns:
-        ``(term, end)``; the term is a tuple unless the tag was not SMALL_TUPLE_EXT.
+        ``(term, end)``.
 
     Raises:
         ETFDecodeError: bad or truncated data.
     """
     try:
-        if data[pos] != _SMALL_TUPLE:
-            return decode_term(data, pos)
-        n = data[pos + 1]
-        pos += 2
-        items: list[Any] = []
-        append = items.append
-        for _ in range(n):
-            tag = data[pos]
-            if tag == _SMALL_INTEGER:
-                append(data[pos + 1])
-                pos += 2
-                continue
-            if tag == _NEW_PID and data[pos + 1] == _SMALL_ATOM_UTF8:
-                end = pos + 15 + data[pos + 2]
-                pid = _PIDS.get(data[pos:end])
-                if pid is not None:
-                    append(pid)
-                    pos = end
-                    continue
-            elif tag == _SMALL_ATOM_UTF8:
-                end = pos + 2 + data[pos + 1]
-                value = _ATOM_VALUES.get(data[pos + 2 : end], _MISSING)
-                if value is not _MISSING:
-                    append(value)
-                    pos = end
-                    continue
-            elif tag == _NEWER_REFERENCE and data[pos + 3] == _SMALL_ATOM_UTF8:
-                words = (data[pos + 1] << 8) | data[pos + 2]
-                at = pos + 5 + data[pos + 4]
-                node = _RAW_ATOMS.get(data[pos + 5 : at])
-                end = at + 4 + 4 * words
-                if node is not None and 1 <= words <= _MAX_REF_WORDS and end <= len(data):
-                    ref = Ref(node, _REF_IDS[words](data, at + 4), _U32(data, at)[0])
-                    ref._ext = data[pos:end]
-                    append(ref)
-                    pos = end
-                    continue
-            item, pos = decode_term(data, pos)
-            append(item)
-    except IndexError:
+        term, end = _DECODERS[data[pos]](data, pos + 1, DEFAULT_MAX_DEPTH, _DEFAULT_CTX)
+    except (IndexError, struct.error):
         raise _truncated() from None
-    return tuple(items), pos
+    except RecursionError:
+        raise ETFDecodeError("term nested too deeply for the Python stack") from None
+    if end > len(data):
+        raise _truncated()
+    return term, end
 
 
 def decode_term(
