@@ -509,12 +509,32 @@ class Distribution:
     def _dispatch(self, conn: Connection, control: tuple[Any, ...], message: Any) -> None:
         node = self.node
         op = control[0]
+        # The controls of messages and calls first.
         if op == ctl.SEND or op == ctl.SEND_SENDER:
             self._deliver(control[2], message)  # SEND {2, _, To}; SEND_SENDER {22, From, To}
         elif op == ctl.REG_SEND:
             pid = node.names.get(control[3].name)
             if pid is not None:
                 self._deliver(pid, message)
+        elif op == ctl.MONITOR_P:
+            watcher, target, ref = control[1], control[2], control[3]
+            pid = node.names.get(target.name) if type(target) is Atom else target
+            proc = node.local(pid) if pid is not None else None
+            if proc is None:
+                conn.push(ctl.encode_packet(
+                    (ctl.MONITOR_P_EXIT, target, watcher, ref, reason_to_term(NOPROC))))
+                return
+            if proc.monitored_by is None:
+                proc.monitored_by = {}
+            proc.monitored_by[ref] = (watcher, target)
+            conn.remote_monitors[ref] = (watcher, proc.pid)
+        elif op == ctl.DEMONITOR_P:
+            ref = control[3]
+            entry = conn.remote_monitors.pop(ref, None)
+            if entry is not None:
+                proc = node.local(entry[1])
+                if proc is not None and proc.monitored_by is not None:
+                    proc.monitored_by.pop(ref, None)
         elif op == ctl.ALIAS_SEND:
             alias = control[2]
             proc = self.aliases.get(alias)
@@ -551,25 +571,6 @@ class Distribution:
                 proc.links.discard(remote)
             if uid is not None:
                 conn.push(ctl.encode_packet((ctl.UNLINK_ID_ACK, uid, local, remote)))
-        elif op == ctl.MONITOR_P:
-            watcher, target, ref = control[1], control[2], control[3]
-            pid = node.names.get(target.name) if type(target) is Atom else target
-            proc = node.local(pid) if pid is not None else None
-            if proc is None:
-                conn.push(ctl.encode_packet(
-                    (ctl.MONITOR_P_EXIT, target, watcher, ref, reason_to_term(NOPROC))))
-                return
-            if proc.monitored_by is None:
-                proc.monitored_by = {}
-            proc.monitored_by[ref] = (watcher, target)
-            conn.remote_monitors[ref] = (watcher, proc.pid)
-        elif op == ctl.DEMONITOR_P:
-            ref = control[3]
-            entry = conn.remote_monitors.pop(ref, None)
-            if entry is not None:
-                proc = node.local(entry[1])
-                if proc is not None and proc.monitored_by is not None:
-                    proc.monitored_by.pop(ref, None)
         elif op == ctl.MONITOR_P_EXIT:
             ref, reason = control[3], control[4]
             mon = conn.monitors.pop(ref, None)
