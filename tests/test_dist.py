@@ -23,6 +23,7 @@ from _dist_erl import Epmd, ErlNode, unique
 
 import otpy
 from otpy import Atom, Down, Exit
+from otpy._process import current
 from otpy.testing import make_test_certificates
 
 HERE = Path(__file__).resolve().parent
@@ -135,6 +136,30 @@ async def test_py_send_call_both_ways_and_rpc(epmd: Epmd, py_peer: PyNode) -> No
         with pytest.raises(otpy.CallError) as cinfo:
             await otpy.call(("nobody", peer), 1)
         assert cinfo.value.reason == otpy.NoProc()
+
+
+async def test_py_large_and_concurrent_calls(epmd: Epmd, py_peer: PyNode) -> None:
+    async with our_node(epmd):
+        peer = py_peer.name
+        # Messages much larger than one read: packets split across many reads
+        # both ways, and several packets in one read.
+        big = bytes(range(256)) * 12_000
+        many = list(range(40_000))
+        assert await otpy.call(("echo", peer), (big, many)) == ("echo", (big, many), peer)
+
+        async def caller(k: int) -> list[Any]:
+            return [await otpy.call(("echo", peer), (k, i)) for i in range(20)]
+
+        tasks = [otpy.Task.async_(caller, k) for k in range(30)]
+        results = [await otpy.Task.await_(t, timeout=30) for t in tasks]
+        assert results == [[("echo", (k, i), peer) for i in range(20)] for k in range(30)]
+        # A request that cannot be encoded fails before anything is sent: no
+        # monitor, no alias left behind, and the next call works.
+        proc = current()
+        with pytest.raises(TypeError, match="cannot encode"):
+            await otpy.call(("echo", peer), object())
+        assert not proc.monitors and not proc.aliases
+        assert await otpy.call(("echo", peer), 1) == ("echo", 1, peer)
 
 
 async def test_py_links_and_monitors_across_nodes(epmd: Epmd, py_peer: PyNode) -> None:
@@ -362,6 +387,10 @@ async def test_call_monitors_are_removed_on_the_server_side(epmd: Epmd,
             "gen_server:reply(From, Req), Loop() end end), register(mon_srv, S).")
         for i in range(3):
             assert await otpy.call(("mon_srv", erl), i) == i
+        # by pid as well (SEND instead of REG_SEND)
+        pid = await otpy.rpc.call(erl, "erlang", "whereis", [Atom("mon_srv")])
+        assert isinstance(pid, otpy.Pid)
+        assert await otpy.call(pid, Atom("by_pid")) == Atom("by_pid")
         # the demonitor after each call is sent lazily (with the next packet, or
         # by the writer when idle): it still arrives
         for _ in range(50):
