@@ -51,8 +51,6 @@ __all__ = ["Connection", "Distribution"]
 
 logger = logging.getLogger("otpy.dist")
 _EMPTY = Atom("")
-# A pass-through packet with an ALIAS_SEND control: b"p", 131, {33, ...
-_ALIAS_SEND_HEAD = b"p\x83h\x03a" + bytes((ctl.ALIAS_SEND,))
 # {[alias | ...  — a call reply's tag (then the alias, then the value)
 _REPLY_HEAD = ctl.reply_message_head()
 
@@ -463,8 +461,8 @@ class Distribution:
             if stop > end:
                 break
             if size:
-                if data.startswith(_ALIAS_SEND_HEAD, pos + 4) and self._call_reply(
-                        data, pos + 4 + len(_ALIAS_SEND_HEAD), stop):
+                fast = _FAST_PATHS.get(data[pos + 4:pos + 10])
+                if fast is not None and fast(self, conn, data, pos + 10, stop):
                     pos = stop
                     continue
                 control, message = decode_packet(data[pos + 4:stop])
@@ -474,19 +472,61 @@ class Distribution:
             buf += data[pos:] if pos else data
             conn.rneed = 4 + int.from_bytes(buf[:4], "big") if len(buf) >= 4 else 4
 
-    def _call_reply(self, data: bytes, pos: int, stop: int) -> bool:
-        """The common ALIAS_SEND: ``{33, From, Alias}`` then ``{[alias | Alias], Value}``,
-        the reply to one of our calls. Delivered as ``(Alias, Value)`` without
-        decoding the tag; anything else returns False (the generic path decodes it).
+    # Fast paths for the packets of calls and messages, chosen by the packet's
+    # first six bytes (b"p", 131, the control tuple's head and its opcode). Each
+    # gets the offset of the control's first argument and returns False when the
+    # packet is not exactly the expected shape: the generic path then decodes
+    # (and, if need be, rejects) it.
 
-        Args:
-            data: the received bytes; the packet's control tuple's pid starts at ``pos``.
-            pos: the offset of the control's sender pid.
-            stop: the end of the packet.
+    def _fast_reg_send(self, conn: Connection, data: bytes, pos: int, stop: int) -> bool:
+        """REG_SEND ``{6, From, '', ToName}`` and its message."""
+        try:
+            sender, pos = decode_at(data, pos)
+            _unused, pos = decode_at(data, pos)
+            name, pos = decode_at(data, pos)
+            if type(sender) is not Pid or type(name) is not Atom or data[pos] != 131:
+                return False
+            message, end = decode_at(data, pos + 1)
+        except (ETFDecodeError, IndexError):
+            return False
+        if end != stop:
+            return False
+        pid = self.node.names.get(name.name)
+        if pid is not None:
+            self._deliver(pid, message)
+        return True
 
-        Returns:
-            Whether the packet was handled.
-        """
+    def _fast_monitor(self, conn: Connection, data: bytes, pos: int, stop: int) -> bool:
+        """MONITOR_P ``{19, Watcher, Target, Ref}``."""
+        try:
+            watcher, pos = decode_at(data, pos)
+            target, pos = decode_at(data, pos)
+            ref, end = decode_at(data, pos)
+        except ETFDecodeError:
+            return False
+        if (end != stop or type(watcher) is not Pid or type(ref) is not Ref
+                or not (type(target) is Pid or type(target) is Atom)):
+            return False
+        self._monitor(conn, watcher, target, ref)
+        return True
+
+    def _fast_demonitor(self, conn: Connection, data: bytes, pos: int, stop: int) -> bool:
+        """DEMONITOR_P ``{20, Watcher, Target, Ref}``."""
+        try:
+            watcher, pos = decode_at(data, pos)
+            target, pos = decode_at(data, pos)
+            ref, end = decode_at(data, pos)
+        except ETFDecodeError:
+            return False
+        if (end != stop or type(watcher) is not Pid or type(ref) is not Ref
+                or not (type(target) is Pid or type(target) is Atom)):
+            return False
+        self._demonitor(conn, ref)
+        return True
+
+    def _call_reply(self, conn: Connection, data: bytes, pos: int, stop: int) -> bool:
+        """ALIAS_SEND ``{33, From, Alias}`` with ``{[alias | Alias], Value}``: the reply
+        to one of our calls, delivered as ``(Alias, Value)`` without decoding the tag."""
         try:
             _sender, pos = decode_at(data, pos)
             alias, pos = decode_at(data, pos)
@@ -517,24 +557,9 @@ class Distribution:
             if pid is not None:
                 self._deliver(pid, message)
         elif op == ctl.MONITOR_P:
-            watcher, target, ref = control[1], control[2], control[3]
-            pid = node.names.get(target.name) if type(target) is Atom else target
-            proc = node.local(pid) if pid is not None else None
-            if proc is None:
-                conn.push(ctl.encode_packet(
-                    (ctl.MONITOR_P_EXIT, target, watcher, ref, reason_to_term(NOPROC))))
-                return
-            if proc.monitored_by is None:
-                proc.monitored_by = {}
-            proc.monitored_by[ref] = (watcher, target)
-            conn.remote_monitors[ref] = (watcher, proc.pid)
+            self._monitor(conn, control[1], control[2], control[3])
         elif op == ctl.DEMONITOR_P:
-            ref = control[3]
-            entry = conn.remote_monitors.pop(ref, None)
-            if entry is not None:
-                proc = node.local(entry[1])
-                if proc is not None and proc.monitored_by is not None:
-                    proc.monitored_by.pop(ref, None)
+            self._demonitor(conn, control[3])
         elif op == ctl.ALIAS_SEND:
             alias = control[2]
             proc = self.aliases.get(alias)
@@ -588,6 +613,28 @@ class Distribution:
             pass
         else:
             logger.info("ignoring control message %r from %s", control[:1], conn.peer.name)
+
+    def _monitor(self, conn: Connection, watcher: Pid, target: Any, ref: Ref) -> None:
+        """MONITOR_P: a remote process monitors a local one (by pid or name)."""
+        node = self.node
+        pid = node.names.get(target.name) if type(target) is Atom else target
+        proc = node.local(pid) if pid is not None else None
+        if proc is None:
+            conn.push(ctl.encode_packet(
+                (ctl.MONITOR_P_EXIT, target, watcher, ref, reason_to_term(NOPROC))))
+            return
+        if proc.monitored_by is None:
+            proc.monitored_by = {}
+        proc.monitored_by[ref] = (watcher, target)
+        conn.remote_monitors[ref] = (watcher, proc.pid)
+
+    def _demonitor(self, conn: Connection, ref: Ref) -> None:
+        """DEMONITOR_P: the remote watcher dropped its monitor."""
+        entry = conn.remote_monitors.pop(ref, None)
+        if entry is not None:
+            proc = self.node.local(entry[1])
+            if proc is not None and proc.monitored_by is not None:
+                proc.monitored_by.pop(ref, None)
 
     def _spawn_request(self, conn: Connection, control: tuple[Any, ...], args: Any) -> None:
         """SPAWN_REQUEST: what ``erpc`` (so ``rpc:call``) and ``spawn/4`` send."""
@@ -816,6 +863,15 @@ class Distribution:
             return
         conn = self._conn(peer)
         conn.node_watchers[proc.pid] = conn.node_watchers.get(proc.pid, 0) + 1
+
+
+#: A packet's first six bytes (b"p", 131, tuple head, opcode) -> its fast path.
+_FAST_PATHS = {
+    b"p\x83h\x04a" + bytes((ctl.REG_SEND,)): Distribution._fast_reg_send,
+    b"p\x83h\x04a" + bytes((ctl.MONITOR_P,)): Distribution._fast_monitor,
+    b"p\x83h\x04a" + bytes((ctl.DEMONITOR_P,)): Distribution._fast_demonitor,
+    b"p\x83h\x03a" + bytes((ctl.ALIAS_SEND,)): Distribution._call_reply,
+}
 
 
 def _as_atom(value: Any) -> Atom:
