@@ -60,7 +60,6 @@ __all__ = [
     "reason_to_term",
     "register_reason",
     "reply_message",
-    "reply_message_head",
     "term_to_reason",
 ]
 
@@ -285,15 +284,6 @@ def call_message(sender: Pid, ref: Ref, request: Any) -> bytes:
             + term_ext(request))
 
 
-def reply_message_head() -> bytes:
-    """The bytes a `reply_message` starts with, before its alias.
-
-    Returns:
-        ``131``, a 2-tuple head and ``[alias |``.
-    """
-    return _REPLY_HEAD
-
-
 def reply_message(alias: Ref, value: Any) -> bytes:
     """The encoded ``{[alias | Ref], Value}``: a reply to a call tagged with an alias.
 
@@ -304,7 +294,7 @@ def reply_message(alias: Ref, value: Any) -> bytes:
     Returns:
         The message as a complete external term.
     """
-    return _REPLY_HEAD + term_ext(alias) + term_ext(value)
+    return REPLY_HEAD + term_ext(alias) + term_ext(value)
 
 
 _NO_MESSAGE = object()
@@ -383,16 +373,12 @@ def _check_shape(control: tuple[Any, ...]) -> None:
         i += 1
 
 
-def alias_tag(ref: Ref) -> ImproperList:
-    """The call tag ``[alias | Ref]`` OTP 24+ uses so late replies are dropped."""
-    return ImproperList([_ALIAS], ref)
-
-
 _ALIAS = Atom("alias")
 # {'$gen_call', {  ...  and  [alias | ...  ;  {[alias | ...
 _GEN_CALL_HEAD = b"\x83h\x03" + term_ext(Atom("$gen_call")) + b"h\x02"
 _ALIAS_TAG_HEAD = b"l\x00\x00\x00\x01" + term_ext(_ALIAS)
-_REPLY_HEAD = b"\x83h\x02" + _ALIAS_TAG_HEAD
+#: How an encoded call reply (`reply_message`) starts, before its alias.
+REPLY_HEAD = b"\x83h\x02" + _ALIAS_TAG_HEAD
 
 
 def tag_alias(tag: Any) -> Ref | None:
@@ -403,4 +389,4 @@ def tag_alias(tag: Any) -> Ref | None:
     return None
 
 
-__all__ += ["WITH_MESSAGE", "alias_tag", "tag_alias"]
+__all__ += ["REPLY_HEAD", "WITH_MESSAGE", "tag_alias"]

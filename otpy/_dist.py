@@ -18,14 +18,12 @@ next send reconnects.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
 import secrets
 import ssl
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,8 +49,6 @@ __all__ = ["Connection", "Distribution"]
 
 logger = logging.getLogger("otpy.dist")
 _EMPTY = Atom("")
-# {[alias | ...  — a call reply's tag (then the alias, then the value)
-_REPLY_HEAD = ctl.reply_message_head()
 
 
 class Connection:
@@ -129,17 +125,8 @@ class Connection:
         if not self.wake.is_set():
             self.wake.set()  # the writer sends the rest
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Send the packets pushed inside the block together (one write)."""
-        self.corked += 1
-        try:
-            yield
-        finally:
-            self.uncork()
-
     def uncork(self) -> None:
-        """End a batch (``corked += 1`` started it): send what it pushed."""
+        """End a batch that ``corked += 1`` started: send what it pushed, in one write."""
         self.corked -= 1
         if not self.corked and self.outbox:
             if self.fd is not None and not self.direct_used and not self.writing:
@@ -498,30 +485,18 @@ class Distribution:
 
     def _fast_monitor(self, conn: Connection, data: bytes, pos: int, stop: int) -> bool:
         """MONITOR_P ``{19, Watcher, Target, Ref}``."""
-        try:
-            watcher, pos = decode_at(data, pos)
-            target, pos = decode_at(data, pos)
-            ref, end = decode_at(data, pos)
-        except ETFDecodeError:
+        args = _monitor_args(data, pos, stop)
+        if args is None:
             return False
-        if (end != stop or type(watcher) is not Pid or type(ref) is not Ref
-                or not (type(target) is Pid or type(target) is Atom)):
-            return False
-        self._monitor(conn, watcher, target, ref)
+        self._monitor(conn, *args)
         return True
 
     def _fast_demonitor(self, conn: Connection, data: bytes, pos: int, stop: int) -> bool:
         """DEMONITOR_P ``{20, Watcher, Target, Ref}``."""
-        try:
-            watcher, pos = decode_at(data, pos)
-            target, pos = decode_at(data, pos)
-            ref, end = decode_at(data, pos)
-        except ETFDecodeError:
+        args = _monitor_args(data, pos, stop)
+        if args is None:
             return False
-        if (end != stop or type(watcher) is not Pid or type(ref) is not Ref
-                or not (type(target) is Pid or type(target) is Atom)):
-            return False
-        self._demonitor(conn, ref)
+        self._demonitor(conn, args[2])
         return True
 
     def _call_reply(self, conn: Connection, data: bytes, pos: int, stop: int) -> bool:
@@ -530,10 +505,10 @@ class Distribution:
         try:
             _sender, pos = decode_at(data, pos)
             alias, pos = decode_at(data, pos)
-            if type(alias) is not Ref or not data.startswith(_REPLY_HEAD, pos):
+            if type(alias) is not Ref or not data.startswith(ctl.REPLY_HEAD, pos):
                 return False
             ext = alias._ext
-            pos += len(_REPLY_HEAD)
+            pos += len(ctl.REPLY_HEAD)
             if ext is None or not data.startswith(ext, pos):
                 return False
             value, end = decode_at(data, pos + len(ext))
@@ -712,10 +687,6 @@ class Distribution:
 
     # ------------------------------------------------------ the node's hooks
 
-    def batch(self, peer: Atom) -> contextlib.AbstractContextManager[None]:
-        """Send what is pushed to ``peer`` inside the block in one write."""
-        return self._conn(peer).batch()
-
     def send(self, pid: Pid, message: Any) -> None:
         """Send to a remote pid (queued; connects if needed)."""
         conn = self.conns.get(pid.node) or self._conn(pid.node)
@@ -732,15 +703,6 @@ class Distribution:
         frm = sender if sender is not None else self.node.init_pid
         self._conn(peer).push(
             ctl.encode_packet((ctl.REG_SEND, frm, _EMPTY, atom), message, has_message=True))
-
-    def connection(self, peer: Atom) -> Connection:
-        """The connection to ``peer``, set up on first use (packets wait for it)."""
-        return self.conns.get(peer) or self._conn(peer)
-
-    def alias_send(self, sender: Pid, to: Pid, alias: Ref, message: Any) -> None:
-        """Send to a process alias on ``to``'s node (gen replies with alias tags)."""
-        self._conn(to.node).push(
-            ctl.encode_packet((ctl.ALIAS_SEND, sender, alias), message, has_message=True))
 
     def start_call(self, proc: Process, server: Any, ref: Ref, message: bytes) -> Connection:
         """Send a call: monitor ``server`` with ``ref`` (also the reply alias) and
@@ -863,6 +825,20 @@ class Distribution:
             return
         conn = self._conn(peer)
         conn.node_watchers[proc.pid] = conn.node_watchers.get(proc.pid, 0) + 1
+
+
+def _monitor_args(data: bytes, pos: int, stop: int) -> tuple[Pid, Any, Ref] | None:
+    """``(Watcher, Target, Ref)`` of a MONITOR_P/DEMONITOR_P packet, or None if not that shape."""
+    try:
+        watcher, pos = decode_at(data, pos)
+        target, pos = decode_at(data, pos)
+        ref, end = decode_at(data, pos)
+    except ETFDecodeError:
+        return None
+    if (end != stop or type(watcher) is not Pid or type(ref) is not Ref
+            or not (type(target) is Pid or type(target) is Atom)):
+        return None
+    return watcher, target, ref
 
 
 #: A packet's first six bytes (b"p", 131, tuple head, opcode) -> its fast path.
