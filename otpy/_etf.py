@@ -30,6 +30,7 @@ nesting is bounded (``max_depth``), decompression is bounded
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import zlib
@@ -39,6 +40,7 @@ from typing import Any, Final
 from otpy._terms import Atom, BitBinary, Export, Fun, ImproperList, MapKey, Pid, Port, Ref
 
 __all__ = [
+    "C_DECODER",
     "DEFAULT_MAX_DECOMPRESSED_SIZE",
     "DEFAULT_MAX_DEPTH",
     "VERSION",
@@ -692,13 +694,19 @@ def _decode_at(
     max_depth: int,
     max_decompressed_size: int,
 ) -> tuple[Any, int]:
+    decode = _c_decode_at if ctx is _DEFAULT_CTX and _c_decode_at is not None else None
     try:
         if data[offset] == _COMPRESSED:
             payload, end = _decompress(data, offset + 1, max_decompressed_size)
-            term, used = _dec(payload, 0, max_depth, ctx)
+            if decode is not None:
+                term, used = decode(payload, 0, max_depth)
+            else:
+                term, used = _dec(payload, 0, max_depth, ctx)
             if used != len(payload):
                 raise ETFDecodeError("compressed payload is not exactly one term")
             return term, end
+        if decode is not None:
+            return decode(data, offset, max_depth)
         term, end = _dec(data, offset, max_depth, ctx)
     except (IndexError, struct.error):
         raise _truncated() from None
@@ -723,10 +731,11 @@ def _ctx(atom_cache: Sequence[Atom] | None, safe: bool) -> _Ctx:
     return _DEFAULT_CTX if atom_cache is None and not safe else _Ctx(atom_cache, safe)
 
 
-def decode_at(data: bytes, pos: int) -> tuple[Any, int]:
+def _py_decode_at(data: bytes, pos: int) -> tuple[Any, int]:
     """`decode_term` with the default limits, for a ``bytes`` buffer: the
     distribution layer's entry point (no argument checks, no compressed terms
-    in first position — the caller checks the tag).
+    in first position — the caller checks the tag). `decode_at` is this, or
+    the same in C (`otpy._etf_c`) when that extension was built.
 
     Args:
         data: the buffer.
@@ -747,6 +756,26 @@ def decode_at(data: bytes, pos: int) -> tuple[Any, int]:
     if end > len(data):
         raise _truncated()
     return term, end
+
+
+def _load_c_decoder() -> Callable[..., tuple[Any, int]] | None:
+    """The C decoder (`otpy._etf_c`), set up with this module's caches and
+    handlers; None when it was not built or ``OTPY_PURE_PYTHON`` is set."""
+    if os.environ.get("OTPY_PURE_PYTHON"):
+        return None
+    try:
+        from otpy import _etf_c
+    except ImportError:
+        return None
+    _etf_c.setup(_ATOM_VALUES, _RAW_ATOMS, _PIDS, Ref, ImproperList, MapKey, ETFDecodeError,
+                 struct.error, _DECODERS, _DEFAULT_CTX, _d_map_exact, DEFAULT_MAX_DEPTH)
+    return _etf_c.decode_at
+
+
+_c_decode_at = _load_c_decoder()
+#: Whether terms are decoded in C (`otpy._etf_c`); the results are the same either way.
+C_DECODER: Final = _c_decode_at is not None
+decode_at: Callable[[bytes, int], tuple[Any, int]] = _c_decode_at or _py_decode_at
 
 
 def decode_term(

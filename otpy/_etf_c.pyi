@@ -1,0 +1,6 @@
+"""Stub of the optional C decoder (otpy/_etf_c.c)."""
+
+from typing import Any
+
+def decode_at(data: bytes, pos: int, depth: int = ...) -> tuple[Any, int]: ...
+def setup(*objects: Any) -> None: ...
