@@ -336,8 +336,7 @@ def decode_packet(packet: bytes) -> tuple[tuple[Any, ...], Any]:
             raise ControlError(f"{len(packet) - pos} trailing bytes after the control message")
     except ETFDecodeError as exc:
         raise ControlError(f"undecodable control message: {exc}") from exc
-    _check_shape(control)
-    return control, message
+    return _check_shape(control), message
 
 
 _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
@@ -360,17 +359,30 @@ _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
 }
 
 
-def _check_shape(control: tuple[Any, ...]) -> None:
+def _check_shape(control: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Check a control tuple's fields; return it with its name fields as `Atom`s.
+
+    The generic decoder maps the atoms ``true``, ``false`` and ``undefined`` to
+    True, False and None; in a control message's name fields (a REG_SEND's
+    ``ToName``, a MONITOR_P's target, ...) they are names like any other.
+    """
     shape = _SHAPES.get(control[0])
     if shape is None:
-        return  # unknown or ignorable control: the runtime logs and skips it
+        return control  # unknown or ignorable control: the runtime logs and skips it
     if len(control) != len(shape) + 1:
         raise ControlError(f"malformed control message {control!r}")
     i = 1
     for kind in shape:
-        if not isinstance(control[i], kind):
-            raise ControlError(f"malformed control message {control!r}")
+        value = control[i]
+        if not isinstance(value, kind):
+            if (value is True or value is False or value is None) and (
+                    kind is Atom or (type(kind) is tuple and Atom in kind)):
+                name = "undefined" if value is None else "true" if value else "false"
+                control = (*control[:i], Atom(name), *control[i + 1:])
+            else:
+                raise ControlError(f"malformed control message {control!r}")
         i += 1
+    return control
 
 
 _ALIAS = Atom("alias")

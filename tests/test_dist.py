@@ -370,6 +370,21 @@ async def test_erl_calls_and_rpc_both_ways(epmd: Epmd, erl_peer: ErlNode) -> Non
         assert await otpy.call(("srv", erl), Atom("x")) == (Atom("erl"), Atom("x"))
 
 
+async def test_erl_calls_processes_registered_as_true_false_undefined(
+        epmd: Epmd, erl_peer: ErlNode) -> None:
+    """In control messages (REG_SEND's name, MONITOR_P's target) these atoms are
+    names, not the booleans and None they decode to in messages."""
+    async with our_node(epmd):
+        me = otpy.node()
+        for name in ("true", "false", "undefined"):
+            await Local.start(name=name)
+            assert await erl_peer.aeval(
+                f"gen_server:call({{{name}, '{me}'}}, {name}) =:= {{<<\"local\">>, {name}}}."
+            ) == "true"
+        # and the connection was not dropped on the way
+        assert await erl_peer.aeval(f"lists:member('{me}', nodes()).") == "true"
+
+
 async def test_hidden_node_is_not_in_erls_nodes(epmd: Epmd, erl_peer: ErlNode) -> None:
     async with our_node(epmd, hidden=True):
         assert await otpy.rpc.call(erl_peer.node, "erlang", "node", []) == Atom(erl_peer.node)
