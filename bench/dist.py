@@ -9,7 +9,8 @@ sink reports it has them all) and the round trip of M sequential
     python bench/dist.py --n 20000 --m 2000
 
 Every node is a separate OS process except the measuring Python node (this
-process); all register with a private epmd on a free port.
+process); all register with a private epmd on a free port. Set
+``OTPY_PURE_PYTHON=1`` to measure the Python nodes without the C term decoder.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 import trio
 
 import otpy
+from otpy._etf import C_DECODER
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "bench-cookie"
@@ -121,7 +123,8 @@ def main() -> None:
         epmd.kill()
     base = results["erl -> erl"]
     print(f"\nDistribution on loopback, N={args.n} messages, M={args.m} calls "
-          f"(python {sys.version.split()[0]})\n")
+          f"(python {sys.version.split()[0]}, "
+          f"{'C' if C_DECODER else 'pure-Python'} term decoder)\n")
     print("| pair | msgs/s (one-way) | vs erl<->erl | call RTT median us | p99 us "
           "| median vs erl<->erl |")
     print("|---|---|---|---|---|---|")

@@ -298,17 +298,21 @@ dec_newer_ref(const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos, Py_ssize
     key = PyBytes_FromStringAndSize((const char *)buf + pos + 5, at - pos - 5);
     if (key == NULL)
         return NULL;
-    node = PyDict_GetItemWithError(S.raw_atoms, key); /* borrowed */
+    node = PyDict_GetItemWithError(S.raw_atoms, key);
     Py_DECREF(key);
     if (node == NULL)
         return NULL;
+    Py_INCREF(node); /* held across the allocations below */
     ids = PyTuple_New(words);
-    if (ids == NULL)
+    if (ids == NULL) {
+        Py_DECREF(node);
         return NULL;
+    }
     for (i = 0; i < words; i++) {
         PyObject *word = PyLong_FromUnsignedLong(u32(buf + at + 4 + 4 * i));
         if (word == NULL) {
             Py_DECREF(ids);
+            Py_DECREF(node);
             return NULL;
         }
         PyTuple_SET_ITEM(ids, i, word);
@@ -328,6 +332,7 @@ dec_newer_ref(const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos, Py_ssize
             Py_CLEAR(ref);
         Py_XDECREF(h);
     }
+    Py_DECREF(node);
     Py_DECREF(ids);
     Py_XDECREF(creation);
     Py_XDECREF(ext);
