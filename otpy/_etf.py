@@ -3,7 +3,8 @@
 This is the byte format of ``erlang:term_to_binary/1`` and of every message
 and control tuple that crosses an Erlang distribution connection. The codec is
 pure: it turns Python values into bytes and bytes into Python values, and
-never does I/O.
+never does I/O. Decoding runs in C when the optional extension ``otpy._etf_c``
+was built (`C_DECODER`); this module stays the reference, with the same results.
 
 - `term_to_binary` / `binary_to_term` work on complete binaries that start
   with the version byte 131 (and may be zlib-compressed, tag 80).

@@ -541,9 +541,19 @@ static PyObject *
 setup(PyObject *module, PyObject *args)
 {
     PyObject *ref_type;
-    if (ready) {
-        PyErr_SetString(PyExc_RuntimeError, "otpy._etf_c.setup() was already called");
-        return NULL;
+    if (ready) { /* otpy._etf reloaded: take the new objects */
+        ready = 0;
+        Py_CLEAR(S.atom_values);
+        Py_CLEAR(S.raw_atoms);
+        Py_CLEAR(S.pids);
+        Py_CLEAR(S.ref_type);
+        Py_CLEAR(S.improper_type);
+        Py_CLEAR(S.mapkey_type);
+        Py_CLEAR(S.error);
+        Py_CLEAR(S.struct_error);
+        Py_CLEAR(S.decoders);
+        Py_CLEAR(S.ctx);
+        Py_CLEAR(S.map_exact);
     }
     if (!PyArg_ParseTuple(args, "O!O!O!O!OOOOO!OOl", &PyDict_Type, &S.atom_values, &PyDict_Type,
                           &S.raw_atoms, &PyDict_Type, &S.pids, &PyType_Type, &ref_type,
@@ -566,13 +576,14 @@ setup(PyObject *module, PyObject *args)
     Py_INCREF(S.decoders);
     Py_INCREF(S.ctx);
     Py_INCREF(S.map_exact);
-    if (!(S.s_node = PyUnicode_InternFromString("node"))
+    if (S.s_node == NULL
+        && (!(S.s_node = PyUnicode_InternFromString("node"))
         || !(S.s_ids = PyUnicode_InternFromString("ids"))
         || !(S.s_creation = PyUnicode_InternFromString("creation"))
         || !(S.s_ext = PyUnicode_InternFromString("_ext"))
         || !(S.s_hash = PyUnicode_InternFromString("_hash"))
         || !(S.s_items = PyUnicode_InternFromString("items"))
-        || !(S.s_tail = PyUnicode_InternFromString("tail")))
+        || !(S.s_tail = PyUnicode_InternFromString("tail"))))
         return NULL;
     ready = 1;
     Py_RETURN_NONE;
