@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any, Final
 
 import attrs
@@ -570,10 +571,20 @@ class Session(otpy.GenServer):
 
     async def terminate(self, reason: ExitReason) -> None:
         self._fail_all(reason)
+        self.adapter_config.release(self.prepared)
         await self._stop_adapter()
 
 
 # ---------------------------------------------------------------- public API
+
+
+async def _started(opts: Options, prepared: Any, starting: Awaitable[Pid]) -> Pid:
+    """Await a session's start; if it fails, the adapter gets back what it reserved."""
+    try:
+        return await starting
+    except BaseException:
+        _default_adapter(opts).release(prepared)
+        raise
 
 
 async def start_link(**options: Any) -> Pid:
@@ -594,7 +605,7 @@ async def start_link(**options: Any) -> Pid:
         StartError: the name is taken (``reason`` holds ``already_started``).
     """
     opts, prepared = await aprepare(options)
-    return await Session.start_link(opts, prepared, name=opts.name)
+    return await _started(opts, prepared, Session.start_link(opts, prepared, name=opts.name))
 
 
 async def start(**options: Any) -> Pid:
@@ -607,7 +618,7 @@ async def start(**options: Any) -> Pid:
         The session's pid.
     """
     opts, prepared = await aprepare(options)
-    return await Session.start(opts, prepared, name=opts.name)
+    return await _started(opts, prepared, Session.start(opts, prepared, name=opts.name))
 
 
 async def start_owned(owner: Pid, **options: Any) -> Pid:
@@ -621,7 +632,7 @@ async def start_owned(owner: Pid, **options: Any) -> Pid:
         The session's pid.
     """
     opts, prepared = await aprepare(options)
-    return await Session.start(opts, prepared, owner, name=opts.name)
+    return await _started(opts, prepared, Session.start(opts, prepared, owner, name=opts.name))
 
 
 def child_spec(options: dict[str, Any], *, id: Any = None, restart: str = "permanent",

@@ -138,6 +138,17 @@ class Adapter(abc.ABC):
             The adapter process's pid, linked to the caller.
         """
 
+    def release(self, prepared: Any) -> None:
+        """The session ends: give back what :meth:`aprepare` reserved, if still held.
+
+        Called by the session when it terminates and by ``start_link`` when the
+        session could not start; must be idempotent (a no-op by default).
+
+        Args:
+            prepared: what :meth:`aprepare` returned.
+        """
+        return None
+
     def describe(self) -> str:
         """A short name for logs and ``adapter_info``."""
         return type(self).__name__

@@ -17,6 +17,7 @@ fires ``NoConnection`` on both sides — the streaming caller gets
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -258,9 +259,42 @@ class ResumeUnavailable(Exception):
     """The chosen sandbox does not have the conversation a restart would resume."""
 
 
-#: Sessions placed on each sandbox by this node whose CLI has not started
-#: yet (CLIs start lazily): counted as load so a burst of new sessions spreads.
-_pending: dict[str, int] = {}
+class _Placement:
+    """The sandbox `Pool.aprepare` chose for one session.
+
+    Until the session's CLI starts there (`Pool.start`) or the session ends
+    (`Pool.release`), it counts as load on that sandbox, so a burst of new
+    sessions spreads although their CLIs start lazily. A session killed outright
+    (no ``terminate``) drops its placement with its state: the sets are weak.
+    """
+
+    __slots__ = ("__weakref__", "node")
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+
+
+#: Unstarted placements per sandbox name, made by this node.
+_placements: dict[str, weakref.WeakSet[_Placement]] = {}
+
+
+def _reserve(node: str) -> _Placement:
+    placement = _Placement(node)
+    _placements.setdefault(node, weakref.WeakSet()).add(placement)
+    return placement
+
+
+def _unreserve(placement: Any) -> None:
+    if type(placement) is _Placement:
+        held = _placements.get(placement.node)
+        if held is not None:
+            held.discard(placement)
+
+
+def _reserved(node: str) -> int:
+    """Sessions placed on ``node`` whose CLI has not started (and that still live)."""
+    held = _placements.get(node)
+    return len(held) if held is not None else 0
 
 
 @attrs.frozen
@@ -305,7 +339,7 @@ class Pool(Adapter):
         """Pick the least-loaded reachable sandbox and prepare the session there.
 
         Returns:
-            The chosen node's name.
+            The placement on the chosen node (a `_Placement`; its ``node`` is the name).
 
         Raises:
             NodeConnectFailedError: no sandbox could be reached.
@@ -325,23 +359,25 @@ class Pool(Adapter):
         # Loads were read with awaits in between: re-rank with the placements
         # made meanwhile, then reserve at once (no await before the increment),
         # so a burst of concurrent starts spreads instead of all seeing 0/0.
-        chosen = min((load + _pending.get(name, 0), i, name) for load, i, name in loads)[2]
-        _pending[chosen] = _pending.get(chosen, 0) + 1
+        chosen = min((load + _reserved(name), i, name) for load, i, name in loads)[2]
+        placement = _reserve(chosen)
         node = self._node(chosen)
         try:
             await node.aprepare(options, None)
             if options.resume is not None and not await _has_conversation(node, options):
                 raise ResumeUnavailable(chosen)
         except BaseException:
-            _pending[chosen] -= 1
+            _unreserve(placement)
             raise
-        return chosen
+        return placement
 
     async def start(self, session: Pid, options: Options, prepared: Any) -> Pid:
-        name = prepared if isinstance(prepared, str) else self.nodes[0]
-        if _pending.get(name, 0) > 0:
-            _pending[name] -= 1  # from now on its CLI counts on the sandbox itself
+        name = prepared.node if isinstance(prepared, _Placement) else self.nodes[0]
+        _unreserve(prepared)  # from now on its CLI counts on the sandbox itself
         return await self._node(name).start(session, options, None)
+
+    def release(self, prepared: Any) -> None:
+        _unreserve(prepared)
 
     def describe(self) -> str:
         return f"Pool({', '.join(self.nodes)})"

@@ -7,6 +7,7 @@ here, on loopback). All nodes use a private epmd on a free port.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import secrets
@@ -302,6 +303,53 @@ async def test_pool_spreads_new_sessions_and_inherit_env_applies_on_the_sandbox(
     finally:
         for box in boxes:
             box.stop()
+
+
+async def test_pool_gives_back_the_placement_of_a_session_that_never_queried(
+        epmd_port: int, tmp_path: Path, opts: dict[str, Any]) -> None:
+    """A placed session counts as load on its sandbox until its CLI starts; one
+    stopped, or killed, before its first query stops counting."""
+    boxes = [Sandbox(epmd_port, tmp_path), Sandbox(epmd_port, tmp_path)]
+    try:
+        async with app_node(epmd_port):
+            pool = Pool([b.name for b in boxes])
+
+            async def host(session: otpy.Pid) -> int:
+                await claudecode.stream(session, "hi").final_text()
+                return parent_of((await claudecode.adapter_info(session))["os_pid"])
+
+            idle = await claudecode.start(adapter=pool, **opts)  # boxes[0]; never queried
+            await claudecode.stop(idle)
+            first = await claudecode.start(adapter=pool, **opts)
+            assert await host(first) == boxes[0].pid  # 0 + 0 again: the tie goes to the first
+            doomed = await claudecode.start(adapter=pool, **opts)  # boxes[1]: 0 + 0 < 1 + 0
+            ref = otpy.monitor(doomed)
+            otpy.exit(doomed, otpy.Kill())  # no terminate: its state, placement included, goes
+            assert (await otpy.receive(lambda m: isinstance(m, otpy.Down) and m.ref == ref,
+                                       timeout=5)).reason == otpy.Killed()
+            gc.collect()  # the killed process's state may sit in a reference cycle
+            second = await claudecode.start(adapter=pool, **opts)
+            assert await host(second) == boxes[1].pid  # 1 + 0 vs 0 + 0
+            for s in (first, second):
+                await claudecode.stop(s)
+    finally:
+        for box in boxes:
+            box.stop()
+
+
+def test_pool_release_gives_a_placement_back_once() -> None:
+    from claudecode.adapters import _node
+
+    pool = Pool(["x@nowhere"])
+    placement = _node._reserve("x@nowhere")
+    other = _node._reserve("x@nowhere")
+    assert _node._reserved("x@nowhere") == 2
+    pool.release(placement)
+    pool.release(placement)  # idempotent: the other session's placement stays
+    assert _node._reserved("x@nowhere") == 1
+    pool.release(None)  # what a session that never got a placement holds
+    pool.release(other)
+    assert _node._reserved("x@nowhere") == 0
 
 
 async def test_app_node_killed_leaves_no_cli_on_the_sandbox(
