@@ -25,7 +25,7 @@ import trio
 
 import otpy
 from claudecode._callbacks import CallbackError, CallbackHandler
-from claudecode._hooks import HookMatcher
+from claudecode._hooks import AbortSignal, HookMatcher
 from claudecode._install import install_cli, resolve_cli
 from claudecode._options import Options, _inherited
 from claudecode._protocol import CLIProtocol, ControlRequest, encode_line
@@ -230,9 +230,11 @@ class _SandboxHandler:
     def initialize_payload(self) -> dict[str, Any]:
         return self.initialize
 
-    async def handle(self, request: ControlRequest) -> dict[str, Any]:
+    async def handle(
+        self, request: ControlRequest, *, signal: AbortSignal | None = None
+    ) -> dict[str, Any]:
         if self.remote is not None and self.remote.serves(request):
-            return await self.remote.handle(request)
+            return await self.remote.handle(request, signal=signal)
         rid, subtype = request.request_id, request.subtype
         if self.proxy is None:
             raise CallbackError(rid, subtype, f"no host callback is registered for {subtype}")
@@ -242,6 +244,12 @@ class _SandboxHandler:
         except otpy.CallError as err:
             raise CallbackError(rid, subtype, f"the callback on the app node failed: "
                                               f"{err.reason!r}") from None
+        except trio.Cancelled:
+            # The CLI withdrew the request (or the sandbox stops): the callback
+            # runs on the app node, so its proxy cancels it there.
+            reason = signal.reason if signal is not None else None
+            otpy.send(self.proxy, ("cancel", rid, reason or "cancelled by the CLI"))
+            raise
         if status == "ok":
             return dict(value)
         raise CallbackError(rid, subtype, str(value))

@@ -54,6 +54,7 @@ import logging
 from typing import Any, Final, Protocol
 
 from claudecode._callbacks import CallbackHandler
+from claudecode._hooks import AbortSignal
 from claudecode._options import Options
 from claudecode._protocol import ControlRequest
 from otpy import Pid
@@ -166,8 +167,14 @@ class ControlHandler(Protocol):
         """The fields of the ``initialize`` control request (without ``subtype``)."""
         ...
 
-    async def handle(self, request: ControlRequest) -> dict[str, Any]:
-        """Answer one CLI → host control request."""
+    async def handle(
+        self, request: ControlRequest, *, signal: AbortSignal | None = None
+    ) -> dict[str, Any]:
+        """Answer one CLI → host control request.
+
+        ``signal`` is the request's abort signal: the adapter sets it (then
+        cancels the handler) when the CLI withdraws the request.
+        """
         ...
 
 

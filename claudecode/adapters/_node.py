@@ -32,6 +32,7 @@ from claudecode._errors import (
     NodeConnectFailedError,
     RPCFailedError,
 )
+from claudecode._hooks import AbortSignal
 from claudecode._options import Options, build_hooks_config, sdk_mcp_servers, to_cli_args
 from claudecode._options import to_cli_env as _to_cli_env
 from claudecode.adapters._base import Adapter
@@ -102,27 +103,48 @@ def launch_spec(options: Options, callback_timeout: float) -> dict[str, Any]:
 
 
 async def _proxy(options: Options, callback_timeout: float) -> None:
-    """The callback proxy: answers the sandbox's callback calls, here."""
+    """The callback proxy: answers the sandbox's callback calls, here, each in its
+    own process; cancels one when the sandbox says the CLI withdrew it."""
     handler = CallbackHandler(options, where="local", callback_timeout=callback_timeout)
+    me = otpy.self()
+    running: dict[str, tuple[Pid, AbortSignal]] = {}  # CLI request id -> (answerer, signal)
     while True:
         msg = await otpy.receive()
-        if type(msg) is tuple and len(msg) == 3 and msg[0] == otpy.Atom("$gen_call"):
+        if type(msg) is not tuple:
+            continue
+        if len(msg) == 3 and msg[0] == otpy.Atom("$gen_call"):
             request = msg[2]
             if type(request) is tuple and len(request) == 2 and request[0] == "handle":
-                otpy.spawn(_answer, handler, msg[1], request[1])
+                raw = request[1]
+                abort = AbortSignal()
+                pid = otpy.spawn(_answer, me, handler, msg[1], raw, abort)
+                running[str(raw.get("request_id"))] = (pid, abort)
+        elif len(msg) == 3 and msg[0] == "cancel":
+            entry = running.pop(msg[1], None)
+            if entry is not None:
+                entry[1].abort(str(msg[2]))  # before the callback sees Cancelled
+                otpy.exit(entry[0], otpy.Kill())
+        elif len(msg) == 3 and msg[0] == "done":
+            entry = running.get(msg[1])
+            if entry is not None and entry[0] == msg[2]:
+                del running[msg[1]]
 
 
-async def _answer(handler: CallbackHandler, caller: Any, raw: dict[str, Any]) -> None:
+async def _answer(proxy: Pid, handler: CallbackHandler, caller: Any, raw: dict[str, Any],
+                  abort: AbortSignal) -> None:
     from claudecode.sandbox import request_from_raw
 
+    rid = str(raw.get("request_id"))
     try:
-        payload = await handler.handle(request_from_raw(raw))
+        payload = await handler.handle(request_from_raw(raw), signal=abort)
     except CallbackError as err:
         otpy.reply(caller, ("error", err.error))
         return
     except Exception as exc:
         otpy.reply(caller, ("error", f"{type(exc).__name__}: {exc}"))
         return
+    finally:
+        otpy.send(proxy, ("done", rid, otpy.self()))
     otpy.reply(caller, ("ok", payload))
 
 

@@ -47,6 +47,7 @@ import trio
 
 import otpy
 from claudecode._errors import AdapterFailed, CLIExited
+from claudecode._hooks import AbortSignal
 from claudecode._install import resolve_cli
 from claudecode._messages import Message
 from claudecode._options import Options, to_cli_args, to_cli_env
@@ -324,10 +325,11 @@ class _Child:
 # ---------------------------------------------------------------------------
 
 
-async def _answer_request(adapter: Pid, handler: ControlHandler, request: ControlRequest) -> None:
+async def _answer_request(adapter: Pid, handler: ControlHandler, request: ControlRequest,
+                          abort: AbortSignal) -> None:
     """Worker process: run the handler for one CLI → host request, report to the adapter."""
     try:
-        payload = await handler.handle(request)
+        payload = await handler.handle(request, signal=abort)
     except ControlRequestError as exc:
         otpy.send(adapter, (_INTERNAL, "answer", request.request_id, "error", exc.error))
         return
@@ -356,6 +358,8 @@ class _PortProcess:
         self.stderr_done = trio.Event()
         # CLI request id -> worker pid answering it
         self.workers: dict[str, Pid] = {}
+        # CLI request id -> the abort signal its worker's callback sees
+        self.worker_signals: dict[str, AbortSignal] = {}
         self.worker_ids: dict[Pid, str] = {}
         # our request id -> (session's ref, reply_to) or (_INIT, None)
         self.host_pending: dict[str, tuple[Any, Pid | None]] = {}
@@ -384,6 +388,8 @@ class _PortProcess:
                 await self._loop()
                 nursery.cancel_scope.cancel()
         finally:
+            for abort in self.worker_signals.values():
+                abort.abort("session stopping")
             for pid in list(self.workers.values()):
                 otpy.exit(pid, otpy.Kill())
             with trio.CancelScope(shield=True):
@@ -588,7 +594,8 @@ class _PortProcess:
         if isinstance(event, ControlRequest):
             if event.subtype in HANDLED_SUBTYPES:
                 assert me is not None
-                pid = otpy.spawn(_answer_request, me, self.handler, event, link=True)
+                abort = self.worker_signals[event.request_id] = AbortSignal()
+                pid = otpy.spawn(_answer_request, me, self.handler, event, abort, link=True)
                 self.workers[event.request_id] = pid
                 self.worker_ids[pid] = event.request_id
             else:
@@ -596,6 +603,9 @@ class _PortProcess:
                     event.request_id, f"unsupported control request subtype {event.subtype!r}"))
         elif isinstance(event, ControlCancelRequest):
             cancelled = self.workers.pop(event.request_id, None)
+            withdrawn = self.worker_signals.pop(event.request_id, None)
+            if withdrawn is not None:
+                withdrawn.abort("cancelled by the CLI")  # before the callback sees Cancelled
             if cancelled is not None:
                 self.worker_ids.pop(cancelled, None)
                 otpy.exit(cancelled, otpy.Kill())
@@ -606,6 +616,7 @@ class _PortProcess:
 
     async def _answer(self, request_id: str, status: str, payload: Any) -> None:
         worker = self.workers.pop(request_id, None)
+        self.worker_signals.pop(request_id, None)
         if worker is not None:
             self.worker_ids.pop(worker, None)
         if not self.proto.is_incoming_pending(request_id):
@@ -623,6 +634,7 @@ class _PortProcess:
     async def _worker_exit(self, pid: Pid, reason: ExitReason) -> None:
         request_id = self.worker_ids.pop(pid)
         self.workers.pop(request_id, None)
+        self.worker_signals.pop(request_id, None)
         if self.proto.is_incoming_pending(request_id):
             await self._write(self.proto.control_response_error(
                 request_id, f"the handler exited without answering: {reason!r}"))

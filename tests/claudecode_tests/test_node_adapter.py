@@ -213,6 +213,36 @@ async def test_callbacks_come_home_and_remote_hooks_run_on_the_sandbox(
         await claudecode.stop(session)
 
 
+async def test_cli_cancel_reaches_the_callback_on_the_app_node(
+        epmd_port: int, sandbox: Sandbox, opts: dict[str, Any], fake: FakeAnthropic,
+        tmp_path: Path) -> None:
+    """The CLI withdraws a permission prompt (the turn is interrupted): the
+    callback, which runs here and not on the sandbox, is cancelled with its
+    signal set."""
+    events: list[Any] = []
+
+    async def stuck(name: str, tool_input: dict[str, Any], context: Any) -> Any:
+        events.append("asked")
+        try:
+            await trio.sleep_forever()
+        finally:
+            events.append(("cancelled", context.signal.aborted, context.signal.reason))
+
+    marker = tmp_path / "work" / "should-not-exist"
+    fake.script(ToolUse("Bash", {"command": f"touch {marker}"}), Text("done"))
+    async with app_node(epmd_port):
+        session = await claudecode.start_link(adapter=Node(sandbox.name), can_use_tool=stuck,
+                                              **opts)
+        async for message in claudecode.stream(session, "run"):
+            if isinstance(message, claudecode.AssistantMessage) and message.tool_uses:
+                await wait_until(lambda: bool(events))
+                await claudecode.interrupt(session)
+        await wait_until(lambda: len(events) == 2)
+        assert events == ["asked", ("cancelled", True, "cancelled by the CLI")]
+        assert not marker.exists()
+        await claudecode.stop(session)
+
+
 async def test_sandbox_killed_mid_stream_gives_noconnection_and_pool_moves_the_session(
         epmd_port: int, tmp_path: Path, opts: dict[str, Any], fake: FakeAnthropic) -> None:
     boxes = [Sandbox(epmd_port, tmp_path), Sandbox(epmd_port, tmp_path)]

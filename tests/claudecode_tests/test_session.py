@@ -541,14 +541,14 @@ async def test_cancel_request_from_the_cli_cancels_the_callback(
 ) -> None:
     # A permission prompt that never answers; interrupting the turn makes the
     # CLI withdraw it (control_cancel_request), which cancels the callback.
-    events: list[str] = []
+    events: list[Any] = []
 
     async def stuck(name: str, tool_input: dict[str, Any], context: Any) -> Any:
         events.append("asked")
         try:
             await trio.sleep_forever()
-        finally:
-            events.append("cancelled")
+        finally:  # the signal is set before the cancellation arrives
+            events.append(("cancelled", context.signal.aborted, context.signal.reason))
 
     fake.script(ToolUse("Bash", {"command": "touch should-not-exist"}), Text("done"))
     async with otpy.open_node():
@@ -561,7 +561,7 @@ async def test_cancel_request_from_the_cli_cancels_the_callback(
                     while not events:
                         await trio.sleep(0.02)
                 await claudecode.interrupt(session)
-        assert events == ["asked", "cancelled"]
+        assert events == ["asked", ("cancelled", True, "cancelled by the CLI")]
         result = messages[-1]
         assert isinstance(result, claudecode.ResultMessage)
         assert result.subtype == "error_during_execution"
