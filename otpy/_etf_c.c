@@ -93,6 +93,21 @@ fallback(PyObject *data, const unsigned char *buf, Py_ssize_t pos, int depth, Py
     return term;
 }
 
+/* What `cache` holds under the bytes buf[start:stop], as a new reference;
+ * NULL without an error when it holds nothing there. */
+static PyObject *
+cached(PyObject *cache, const unsigned char *buf, Py_ssize_t start, Py_ssize_t stop)
+{
+    PyObject *key = PyBytes_FromStringAndSize((const char *)buf + start, stop - start);
+    PyObject *value;
+    if (key == NULL)
+        return NULL;
+    value = PyDict_GetItemWithError(cache, key);
+    Py_DECREF(key);
+    Py_XINCREF(value);
+    return value;
+}
+
 static PyObject *dec(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos,
                      int depth, Py_ssize_t *end);
 
@@ -284,7 +299,7 @@ static PyObject *
 dec_newer_ref(const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos, Py_ssize_t *end)
 {
     Py_ssize_t words, at, stop, i;
-    PyObject *key, *node, *ids, *ref, *ext, *creation;
+    PyObject *node, *ids, *ref, *ext, *creation;
     Py_hash_t hash;
     if (len - pos < 5 || buf[pos + 3] != 119)
         return NULL;
@@ -295,14 +310,9 @@ dec_newer_ref(const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos, Py_ssize
     stop = at + 4 + 4 * words;
     if (stop > len)
         return NULL;
-    key = PyBytes_FromStringAndSize((const char *)buf + pos + 5, at - pos - 5);
-    if (key == NULL)
-        return NULL;
-    node = PyDict_GetItemWithError(S.raw_atoms, key);
-    Py_DECREF(key);
+    node = cached(S.raw_atoms, buf, pos + 5, at);
     if (node == NULL)
         return NULL;
-    Py_INCREF(node); /* held across the allocations below */
     ids = PyTuple_New(words);
     if (ids == NULL) {
         Py_DECREF(node);
@@ -347,7 +357,7 @@ dec(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos, in
     Py_ssize_t *end)
 {
     Py_ssize_t n, stop;
-    PyObject *key, *value;
+    PyObject *value;
     if (pos >= len)
         return truncated();
     switch (buf[pos]) {
@@ -364,18 +374,12 @@ dec(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos, in
     case 119: /* SMALL_ATOM_UTF8: known names straight from the cache */
         if (len - pos < 2 || buf[pos + 1] > len - pos - 2)
             break;
-        key = PyBytes_FromStringAndSize((const char *)buf + pos + 2, buf[pos + 1]);
-        if (key == NULL)
-            return NULL;
-        value = PyDict_GetItemWithError(S.atom_values, key);
-        Py_DECREF(key);
-        if (value != NULL) {
-            *end = pos + 2 + buf[pos + 1];
-            Py_INCREF(value);
+        stop = pos + 2 + buf[pos + 1];
+        value = cached(S.atom_values, buf, pos + 2, stop);
+        if (value != NULL)
+            *end = stop;
+        if (value != NULL || PyErr_Occurred())
             return value;
-        }
-        if (PyErr_Occurred())
-            return NULL;
         break;
     case 70: { /* NEW_FLOAT */
         double d;
@@ -456,18 +460,11 @@ dec(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos, in
         stop = pos + 15 + buf[pos + 2];
         if (stop > len)
             break;
-        key = PyBytes_FromStringAndSize((const char *)buf + pos, stop - pos);
-        if (key == NULL)
-            return NULL;
-        value = PyDict_GetItemWithError(S.pids, key);
-        Py_DECREF(key);
-        if (value != NULL) {
+        value = cached(S.pids, buf, pos, stop);
+        if (value != NULL)
             *end = stop;
-            Py_INCREF(value);
+        if (value != NULL || PyErr_Occurred())
             return value;
-        }
-        if (PyErr_Occurred())
-            return NULL;
         break;
     case 90: /* NEWER_REFERENCE */
         value = dec_newer_ref(buf, len, pos, end);
