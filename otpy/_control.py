@@ -265,6 +265,20 @@ def encode_packet_with(control: tuple[Any, ...], message_bytes: bytes) -> bytes:
     return _CONTROL_HEADS[len(control)] + b"".join(map(term_ext, control)) + message_bytes
 
 
+def packet_head(fields: tuple[Any, ...], arity: int) -> bytes:
+    """The start of a packet whose control tuple has ``arity`` elements, of which
+    ``fields`` are the first: append the encoded rest (and the message).
+
+    Args:
+        fields: the control tuple's first elements, e.g. ``(MONITOR_P, me, to)``.
+        arity: the control tuple's size.
+
+    Returns:
+        The packet's first bytes (without the 4-byte length).
+    """
+    return _CONTROL_HEADS[arity] + b"".join(map(term_ext, fields))
+
+
 # b"p", the version byte and a SMALL_TUPLE_EXT head of arity n
 _CONTROL_HEADS = [b"p\x83h" + bytes((n,)) for n in range(16)]
 
@@ -401,4 +415,4 @@ def tag_alias(tag: Any) -> Ref | None:
     return None
 
 
-__all__ += ["REPLY_HEAD", "WITH_MESSAGE", "tag_alias"]
+__all__ += ["REPLY_HEAD", "WITH_MESSAGE", "packet_head", "tag_alias"]

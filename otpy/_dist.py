@@ -32,7 +32,7 @@ import trio
 from otpy import _control as ctl
 from otpy._control import ControlError, reason_to_term, term_to_reason
 from otpy._epmd_io import Registration, ensure_epmd, register
-from otpy._etf import ETFDecodeError, decode_at, term_to_binary
+from otpy._etf import ETFDecodeError, decode_at, term_ext, term_to_binary
 from otpy._global import GlobalNames
 from otpy._handshake import HandshakeError, HandshakeRejected, simultaneous_status, split_node
 from otpy._handshake_io import ConnectionLost, DistConnection, accept, connect_to_node
@@ -76,6 +76,11 @@ class Connection:
         self.unlink_ids = itertools.count(1)
         # encoded b"p" + SEND control per destination pid (bounded)
         self.send_heads: dict[Pid, bytes] = {}
+        # (caller, server) -> packet heads of a call's MONITOR_P, request and
+        # DEMONITOR_P, each completed by the call's reference or message (bounded)
+        self.call_heads: dict[tuple[Pid, Any], tuple[bytes, bytes, bytes]] = {}
+        # our replying pid -> packet head of ALIAS_SEND {33, Pid, ...} (bounded)
+        self.reply_heads: dict[Pid, bytes] = {}
         # Direct writes: when the writer task is idle and nothing is queued, a
         # packet is written to the socket by the sending task itself (one
         # task switch less on a call's critical path); a burst in the same
@@ -136,6 +141,11 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer.name} {'up' if self.up else 'setting up'}>"
+
+
+#: What `Distribution.start_call` hands to `Distribution.end_call`: the
+#: connection and the head of the call's DEMONITOR_P packet.
+CallHandle = tuple[Connection, bytes]
 
 
 class Distribution:
@@ -704,7 +714,7 @@ class Distribution:
         self._conn(peer).push(
             ctl.encode_packet((ctl.REG_SEND, frm, _EMPTY, atom), message, has_message=True))
 
-    def start_call(self, proc: Process, server: Any, ref: Ref, message: bytes) -> Connection:
+    def start_call(self, proc: Process, server: Any, ref: Ref, message: bytes) -> CallHandle:
         """Send a call: monitor ``server`` with ``ref`` (also the reply alias) and
         send the encoded request, in one write.
 
@@ -715,16 +725,21 @@ class Distribution:
             message: the encoded ``$gen_call`` message (`ctl.call_message`).
 
         Returns:
-            The connection, for `end_call`.
+            What `end_call` needs.
         """
         peer, to = _address(server)
         conn = self.conns.get(peer) or self._conn(peer)
         me = proc.pid
-        monitor = ctl.encode_packet((ctl.MONITOR_P, me, to, ref))
-        if type(server) is Pid:
-            request = ctl.encode_packet_with((ctl.SEND, _EMPTY, server), message)
-        else:
-            request = ctl.encode_packet_with((ctl.REG_SEND, me, _EMPTY, to), message)
+        heads = conn.call_heads.get((me, to))
+        if heads is None:
+            if len(conn.call_heads) > 4096:
+                conn.call_heads.clear()
+            request_head = (ctl.packet_head((ctl.SEND, _EMPTY, to), 3) if type(to) is Pid
+                            else ctl.packet_head((ctl.REG_SEND, me, _EMPTY, to), 4))
+            heads = conn.call_heads[(me, to)] = (ctl.packet_head((ctl.MONITOR_P, me, to), 4),
+                                                 request_head,
+                                                 ctl.packet_head((ctl.DEMONITOR_P, me, to), 4))
+        monitor = heads[0] + term_ext(ref)
         monitors = proc.monitors
         if monitors is None:
             monitors = proc.monitors = {}
@@ -733,25 +748,30 @@ class Distribution:
         self.aliases[ref] = proc
         conn.corked += 1
         conn.push(monitor)
-        conn.push(request)
+        conn.push(heads[1] + message)
         conn.uncork()
-        return conn
+        return conn, heads[2]
 
-    def end_call(self, proc: Process, conn: Connection, server: Any, ref: Ref) -> None:
+    def end_call(self, proc: Process, call: CallHandle, ref: Ref) -> None:
         """After a call: drop its alias and its monitor (the demonitor leaves
         with the next packet), and any late reply or `Down` already queued."""
         del self.aliases[ref]
+        conn, demonitor_head = call
         monitors = proc.monitors
         if monitors and monitors.pop(ref, None) is not None and conn.monitors.pop(ref, None):
-            conn.push_later(ctl.encode_packet((ctl.DEMONITOR_P, proc.pid, _address(server)[1],
-                                               ref)))
+            conn.push_later(demonitor_head + term_ext(ref))
         if proc.mailbox:
             flush_ref(proc, ref)
 
     def send_reply(self, sender: Pid, to: Pid, alias: Ref, value: Any) -> None:
         """Reply to a remote call tagged ``[alias | Alias]``: ``{Tag, Value}`` to the alias."""
-        self._conn(to.node).push(ctl.encode_packet_with(
-            (ctl.ALIAS_SEND, sender, alias), ctl.reply_message(alias, value)))
+        conn = self.conns.get(to.node) or self._conn(to.node)
+        head = conn.reply_heads.get(sender)
+        if head is None:
+            if len(conn.reply_heads) > 4096:
+                conn.reply_heads.clear()
+            head = conn.reply_heads[sender] = ctl.packet_head((ctl.ALIAS_SEND, sender), 3)
+        conn.push(head + term_ext(alias) + ctl.reply_message(alias, value))
 
     def send_exit(self, target: Pid, sender: Pid, reason: ExitReason, link: bool) -> None:
         """An exit signal to a remote process (a link exit, or `exit/2`)."""

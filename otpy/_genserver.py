@@ -494,13 +494,13 @@ async def _remote_call(
     dist = node.dist
     ref = Ref.make(node.name, node.creation)
     # An unencodable request raises here, before anything is sent.
-    conn = dist.start_call(proc, server, ref, ctl.call_message(proc.pid, ref, request))
+    call = dist.start_call(proc, server, ref, ctl.call_message(proc.pid, ref, request))
     try:
         reply_msg = await receive_reply(proc, ref, timeout)
     except Timeout:
         raise CallError(Timeout(), server, request) from None
     finally:
-        dist.end_call(proc, conn, server, ref)
+        dist.end_call(proc, call, ref)
     if type(reply_msg) is Down:
         raise CallError(reply_msg.reason, server, request)
     return reply_msg[1]
