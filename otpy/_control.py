@@ -56,7 +56,6 @@ __all__ = [
     "call_message",
     "decode_packet",
     "encode_packet",
-    "encode_packet_with",
     "reason_to_term",
     "register_reason",
     "reply_message",
@@ -250,19 +249,6 @@ def encode_packet(control: tuple[Any, ...], message: Any = None, *,
     if has_message:
         return head + term_to_binary(message)
     return head
-
-
-def encode_packet_with(control: tuple[Any, ...], message_bytes: bytes) -> bytes:
-    """A pass-through packet for a control tuple and an already encoded message.
-
-    Args:
-        control: the control tuple.
-        message_bytes: the message as a complete external term (version byte first).
-
-    Returns:
-        The packet payload (without the 4-byte length).
-    """
-    return _CONTROL_HEADS[len(control)] + b"".join(map(term_ext, control)) + message_bytes
 
 
 def packet_head(fields: tuple[Any, ...], arity: int) -> bytes:
