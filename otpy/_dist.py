@@ -310,7 +310,9 @@ class Distribution:
                 with trio.fail_after(self.connect_timeout):
                     await tls.do_handshake()
             except (trio.BrokenResourceError, trio.TooSlowError, ssl.SSLError) as exc:
-                logger.warning("refused a distribution connection: TLS failed: %s", exc)
+                why = exc.__cause__ or exc  # trio wraps the ssl error, whose text says why
+                logger.warning("refused a distribution connection: TLS failed: %s",
+                               why if str(why) else type(why).__name__)
                 await trio.aclose_forcefully(stream)
                 return
             stream = tls  # type: ignore[assignment]

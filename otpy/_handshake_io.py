@@ -351,7 +351,8 @@ async def connect_to_node(
                 await tls.do_handshake()
             except (trio.BrokenResourceError, ssl.SSLError) as exc:
                 await trio.aclose_forcefully(stream)
-                raise ConnectionLost(f"TLS with {peer_node} failed: {exc}") from exc
+                why = exc.__cause__ or exc  # trio wraps the ssl error, whose text says why
+                raise ConnectionLost(f"TLS with {peer_node} failed: {why}") from exc
             stream = tls  # type: ignore[assignment]
     if scope.cancelled_caught:
         raise HandshakeTimeout(f"looking up and connecting to {peer_node} took over {timeout} s")

@@ -39,8 +39,14 @@ def make_test_certificates(directory: str | Path, *, ca_name: str = "otpy-test-c
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
+    # The extensions strict verification wants (Python 3.13's default contexts set
+    # VERIFY_X509_STRICT): key usage on the CA, key identifiers on both.
+    (d / "ca.ext").write_text(
+        "[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\n")
     _openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-             "ca.pem", "-days", str(days), "-subj", f"/CN={ca_name}")
+             "ca.pem", "-days", str(days), "-subj", f"/CN={ca_name}", "-config", "ca.ext",
+             "-extensions", "ca")
     _openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out",
              "node.csr", "-subj", f"/CN={hosts[0]}")
     names = []
@@ -50,7 +56,11 @@ def make_test_certificates(directory: str | Path, *, ca_name: str = "otpy-test-c
             names.append(f"IP:{host}")
         except ValueError:
             names.append(f"DNS:{host}")
-    (d / "san.ext").write_text(f"subjectAltName={','.join(names)}\n")
+    (d / "san.ext").write_text(
+        f"subjectAltName={','.join(names)}\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth,clientAuth\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n")
     _openssl(d, "x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
              "-CAcreateserial", "-out", "node.pem", "-days", str(days), "-extfile", "san.ext")
     return TLSConfig(str(d / "node.pem"), str(d / "node.key"), str(d / "ca.pem"))

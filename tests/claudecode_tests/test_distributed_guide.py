@@ -224,3 +224,16 @@ def test_the_tls_recipe_of_the_guide_makes_working_certificates(tmp_path: Path) 
         _handshake(app.client_context(), sandbox.server_context(), "sandbox2.internal")
     # and the keys are private
     assert all((p.stat().st_mode & 0o077) == 0 for p in tmp_path.glob("*.key"))
+
+
+def test_otpy_test_certificates_pass_strict_verification(tmp_path: Path) -> None:
+    # otpy.testing.make_test_certificates serves the TLS tests (and users' own);
+    # Python 3.13's default contexts verify strictly: check that on this Python too.
+    from otpy.testing import make_test_certificates
+
+    tls = make_test_certificates(tmp_path)
+    client, server = tls.client_context(), tls.server_context()
+    client.verify_flags |= ssl.VERIFY_X509_STRICT
+    server.verify_flags |= ssl.VERIFY_X509_STRICT
+    peer = _handshake(client, server, "localhost")
+    assert peer["subject"] == ((("commonName", "localhost"),),)
