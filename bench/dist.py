@@ -1,9 +1,11 @@
 """Distribution benchmark: Python<->Python, Python<->erl and erl<->erl on loopback.
 
-For each pair, in one run: one-way throughput of N small messages
-(``{msg, I}`` sent to a registered sink on the other node, timed until the
-sink reports it has them all) and the round trip of M sequential
-``gen_server``-style calls (median and p99).
+For each pair (sender / caller -> receiver / server), in one run: one-way
+throughput of N small messages (``{msg, I}`` sent to a registered sink on the
+other node, timed until the sink reports it has them all) and the round trip of
+M sequential ``gen_server``-style calls (median and p99). The pairs: Python ->
+Python, Python -> erl, erl -> Python (erl's ``gen_server:call`` to a Python
+GenServer) and erl -> erl.
 
     python bench/dist.py            # N=100000, M=5000
     python bench/dist.py --n 20000 --m 2000
@@ -111,12 +113,17 @@ def main() -> None:
             results["Python -> erl"] = await measure(erl_b, args.n, args.m)
 
         otpy.run(run_python, node="py_a@localhost", cookie=COOKIE, epmd_port=port)
-        out = subprocess.run(
-            ["erl", "-noshell", "-sname", "erl_a@localhost", "-setcookie", COOKIE, "-pa", ebin,
-             "-eval", f"dist_peer:bench('{erl_b}', {args.n}, {args.m}), halt()."],
-            env=env, capture_output=True, text=True, timeout=300)
-        line = next(ln for ln in out.stdout.splitlines() if ln.startswith("@@RESULT"))
-        results["erl -> erl"] = json.loads(line.removeprefix("@@RESULT "))
+
+        def erl_bench(target: str) -> dict[str, float]:
+            out = subprocess.run(
+                ["erl", "-noshell", "-sname", "erl_a@localhost", "-setcookie", COOKIE, "-pa",
+                 ebin, "-eval", f"dist_peer:bench('{target}', {args.n}, {args.m}), halt()."],
+                env=env, capture_output=True, text=True, timeout=300)
+            line = next(ln for ln in out.stdout.splitlines() if ln.startswith("@@RESULT"))
+            return json.loads(line.removeprefix("@@RESULT "))  # type: ignore[no-any-return]
+
+        results["erl -> Python"] = erl_bench(py_b)
+        results["erl -> erl"] = erl_bench(erl_b)
     finally:
         for p in procs:
             p.kill()
