@@ -6,6 +6,7 @@
   every ``POST /v1/messages`` is answered with the same short text.
 * :func:`stub_executable`: bench/_stub_cli.py as a CLI executable (answers at
   once), to measure a driver's own overhead without the CLI's ~30 ms;
+* :func:`sdk_python`: the claude-agent-sdk virtualenv the comparisons use;
 * private ``HOME`` environments, RSS from ``/proc/self/statm``, percentiles,
   and a scan for ``claude`` processes (to prove none is left behind).
 """
@@ -33,6 +34,8 @@ REPLY = "pong"
 SYSTEM_PROMPT = "Answer briefly."
 """The same explicit system prompt for every implementation (the CLI sends it each turn)."""
 PAGE = os.sysconf("SC_PAGE_SIZE")
+SDK_VERSION = "0.2.187"
+"""The claude-agent-sdk version the comparisons run against (its own virtualenv)."""
 
 
 def cli_path() -> str:
@@ -44,6 +47,23 @@ def cli_path() -> str:
     from claudecode._install import install_cli
 
     return str(install_cli().path)
+
+
+def sdk_python() -> str:
+    """The claude-agent-sdk virtualenv's python, under ``$BENCH_DIR`` (default
+    /tmp/otpy-bench), created on first use.
+
+    Returns:
+        Its path.
+    """
+    venv = Path(os.environ.get("BENCH_DIR", "/tmp/otpy-bench")) / "venv-sdk"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        print(f"setting up {venv}", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q",
+                        f"claude-agent-sdk=={SDK_VERSION}"], check=True)
+    return str(py)
 
 
 def rss_bytes() -> int:

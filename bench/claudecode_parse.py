@@ -28,8 +28,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RECORDINGS = HERE.parent / "tests" / "claudecode_tests" / "recordings"
-BENCH = Path(os.environ.get("BENCH_DIR", "/tmp/otpy-bench"))
-SDK_VERSION = "0.2.187"
+sys.path.insert(0, str(HERE))
+
+from _claudecode_bench import SDK_VERSION, sdk_python  # noqa: E402
+
 TARGET_LINES = 60_000
 CHUNK = 65536
 
@@ -92,17 +94,6 @@ def one(impl: str) -> None:
     lines = data.count(b"\n")
     print(json.dumps({"impl": impl, "lines": lines, "events": n,
                       "lines_per_s": lines / statistics.median(times)}))
-
-
-def sdk_python() -> str:
-    venv = BENCH / "venv-sdk"
-    py = venv / "bin" / "python"
-    if not py.exists():
-        print(f"setting up {venv}", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q",
-                        f"claude-agent-sdk=={SDK_VERSION}"], check=True)
-    return str(py)
 
 
 def main() -> None:

@@ -54,6 +54,7 @@ sys.path.insert(0, str(HERE))
 
 from _claudecode_bench import (  # noqa: E402
     REPLY,
+    SDK_VERSION,
     SYSTEM_PROMPT,
     FakeServer,
     LoadMeter,
@@ -65,6 +66,7 @@ from _claudecode_bench import (  # noqa: E402
     private_env,
     read_result,
     rss_bytes,
+    sdk_python,
     stub_executable,
     wait_quiet,
 )
@@ -75,8 +77,6 @@ LABELS = {
     "claudecode": "claudecode (Port adapter)",
     "sdk": "claude-agent-sdk {v} ClaudeSDKClient",
 }
-SDK_VERSION = "0.2.187"
-
 
 def session_options(fake_env: dict[str, str]) -> dict[str, Any]:
     """The claudecode options every runner derives its CLI from.
@@ -331,22 +331,6 @@ def run_mem(fake_env: dict[str, str], sessions: int) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- orchestrator
-
-
-def sdk_python() -> str:
-    """The SDK virtualenv's python (created on first use, as claudecode_parse.py does).
-
-    Returns:
-        Its path.
-    """
-    venv = Path(os.environ.get("BENCH_DIR", "/tmp/otpy-bench")) / "venv-sdk"
-    py = venv / "bin" / "python"
-    if not py.exists():
-        print(f"setting up {venv}", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q",
-                        f"claude-agent-sdk=={SDK_VERSION}"], check=True)
-    return str(py)
 
 
 class Runner:

@@ -505,8 +505,7 @@ def main() -> None:
             boxes = [Sandbox("sbx1", port, tmp), Sandbox("sbx2", port, tmp)]
             assert fake.proc is not None
             cfg = {"fake_env": fake.env, "fake_pid": fake.proc.pid, "cli": cli,
-                   "rounds": args.rounds, "warmup": args.warmup, "turns": args.turns,
-                   "live_turns": args.live_turns}
+                   "warmup": args.warmup, "live_turns": args.live_turns}
 
             async def app_main() -> None:
                 nonlocal live_note

@@ -114,7 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     import logging
-    import os
 
     import otpy
     from claudecode.sandbox import serve
@@ -127,7 +126,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     else:
         from otpy._dist import default_cookie
 
-        cookie = os.environ.get("OTPY_COOKIE") or default_cookie()
+        cookie = default_cookie()  # $OTPY_COOKIE, else ~/.erlang.cookie
     options: dict[str, object] = {"net_ticktime": args.net_ticktime,
                                   "listen_host": args.listen_host}
     if args.epmd_port:

@@ -260,22 +260,26 @@ class Session(otpy.GenServer):
         if not isinstance(content, str | list | tuple):
             return ("error", "prompt", f"a prompt is a str or a list of content blocks, "
                     f"not {type(content).__name__}")
-        if not isinstance(content, str):
+        if not isinstance(content, str):  # (a str always encodes)
             content = list(content)
-        try:
-            encode_line(content)
-        except EncodeError as exc:
-            return ("error", "prompt", f"the prompt cannot be encoded as JSON: {exc}")
+            try:
+                encode_line(content)
+            except EncodeError as exc:
+                return ("error", "prompt", f"the prompt cannot be encoded as JSON: {exc}")
         request = _Request(ref, content, consumer, otpy.monitor(consumer))
         self.queue.append(request)
         await self._pump()
         return ("ok", self.pid, self.options.timeout)
 
-    def _control(self, subtype: str, payload: dict[str, Any], caller: Any) -> Any:
+    def _send_control(self, subtype: str, payload: dict[str, Any]) -> Ref:
+        """Ask the adapter to send a control request to the CLI; its answer comes tagged."""
         assert self.adapter is not None
         ref = _make_ref()
-        self.controls[ref] = caller
         otpy.send(self.adapter, (ADAPTER_TAG, "control", ref, subtype, payload, self.pid))
+        return ref
+
+    def _control(self, subtype: str, payload: dict[str, Any], caller: Any) -> Any:
+        self.controls[self._send_control(subtype, payload)] = caller
         return otpy.NoReply
 
     def _control_if_running(self, subtype: str, payload: dict[str, Any], caller: Any) -> Any:
@@ -296,9 +300,7 @@ class Session(otpy.GenServer):
         if self.adapter is None or self.adapter_state != "ready" or self.interrupting:
             return
         self.interrupting = True
-        ref = _make_ref()
-        self.internal_controls.add(ref)
-        otpy.send(self.adapter, (ADAPTER_TAG, "control", ref, "interrupt", {}, self.pid))
+        self.internal_controls.add(self._send_control("interrupt", {}))
 
     def _health(self) -> Health:
         if self.adapter_state == "starting":
@@ -547,7 +549,7 @@ class Session(otpy.GenServer):
         otpy.unlink(pid)
         ref = otpy.monitor(pid)
         otpy.exit(pid, otpy.Shutdown())
-        bound = float(getattr(self.adapter_config, "shutdown_bound", 4.0)) + 1.0
+        bound = self.adapter_config.shutdown_bound + 1.0
 
         def is_down(m: Any) -> bool:
             return type(m) is Down and m.ref == ref

@@ -51,6 +51,8 @@ from otpy._process import Process, current
 __all__ = ["Collected", "Stream", "query", "stream"]
 
 _UNSET: Final[Any] = object()
+#: How long the session may take to accept a query (it answers at once unless busy starting).
+_QUERY_CALL_TIMEOUT: Final = 30.0
 
 
 @attrs.frozen
@@ -97,7 +99,7 @@ class Stream:
     """
 
     def __init__(self, session: Any, prompt: str | Sequence[ContentBlock | dict[str, Any]],
-                 *, timeout: float | None = _UNSET, call_timeout: float | None = 30.0) -> None:
+                 *, timeout: float | None = _UNSET) -> None:
         if isinstance(prompt, str):
             content: Any = prompt
         elif isinstance(prompt, Sequence) and not isinstance(prompt, bytes | bytearray):
@@ -112,7 +114,6 @@ class Stream:
         self._session = session
         self._content = content
         self._timeout: float | None = timeout
-        self._call_timeout = call_timeout
         self._state = "new"  # new | running | done | closed
         self._ref: Ref | None = None
         self._proc: Process | None = None
@@ -134,7 +135,7 @@ class Stream:
         self._state = "running"
         try:
             reply = await otpy.call(self._session, ("query", ref, self._content, proc.pid),
-                                    self._call_timeout)
+                                    _QUERY_CALL_TIMEOUT)
         except otpy.CallError as err:
             self._finish()
             raise StreamError(err.reason, "the session could not take the query") from None
@@ -285,9 +286,8 @@ class Stream:
         """Each tool call the model makes."""
         async for message in self:
             if isinstance(message, AssistantMessage):
-                for block in message.content:
-                    if isinstance(block, ToolUseBlock):
-                        yield block
+                for block in message.tool_uses:
+                    yield block
 
     async def tool_results(self) -> AsyncIterator[ToolResultBlock]:
         """Each tool result sent back to the model."""

@@ -24,7 +24,7 @@ from typing import Any
 import trio
 
 import otpy
-from claudecode._callbacks import CallbackError, CallbackHandler
+from claudecode._callbacks import DEFAULT_CALLBACK_TIMEOUT, CallbackError, CallbackHandler
 from claudecode._hooks import AbortSignal, HookMatcher
 from claudecode._install import install_cli, resolve_cli
 from claudecode._options import Options, _inherited
@@ -147,7 +147,7 @@ async def start_adapter(session: otpy.Pid, spec: Mapping[str, Any],
     for key in spec.get("unset") or ():
         env.pop(key, None)
     env.update({str(k): str(v) for k, v in dict(spec.get("env") or {}).items()})
-    timeout = float(spec.get("callback_timeout") or 30.0)
+    timeout = float(spec.get("callback_timeout") or DEFAULT_CALLBACK_TIMEOUT)
     handler = _SandboxHandler(dict(spec.get("initialize") or {}), proxy,
                               _remote_hooks(list(spec.get("hooks") or []), timeout), timeout)
     launch = Launch(cli, [str(a) for a in spec.get("args") or []], env, spec.get("cwd"),

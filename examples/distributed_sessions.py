@@ -332,9 +332,7 @@ async def demo(tmp: Path, boxes: list[Sandbox], started: float) -> int:
         shared = tmp / "shared"  # mounted at the same path on every sandbox
         env = {"HOME": str(shared / "home"), "CLAUDE_CONFIG_DIR": str(shared / "claude"),
                **fake.env(max_retries=0)}
-        nodes = [b.name for b in boxes]
-        # (the ignore: Pool's converter=tuple gives mypy an unsolved Iterable[_T_co])
-        pool = Pool(nodes, connect_timeout=2.0)
+        pool = Pool([b.name for b in boxes], connect_timeout=2.0)
 
         say("\n1. A supervisor of two sessions; the Pool places each one on a sandbox.")
         sup = await claudecode.Supervisor.start_link([], name="sessions")

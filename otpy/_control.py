@@ -245,7 +245,7 @@ def encode_packet(control: tuple[Any, ...], message: Any = None, *,
     Returns:
         The packet payload (without the 4-byte length).
     """
-    head = _CONTROL_HEADS[len(control)] + b"".join(map(term_ext, control))
+    head = packet_head(control, len(control))
     if has_message:
         return head + term_to_binary(message)
     return head

@@ -25,7 +25,7 @@ import secrets
 import ssl
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -39,7 +39,7 @@ from otpy._handshake_io import ConnectionLost, DistConnection, accept, connect_t
 from otpy._process import flush_ref
 from otpy._reasons import NOPROC, Down, ExitReason, NoConnection, NodeDown
 from otpy._terms import Atom, Pid, Ref
-from otpy._tls import TLSConfig
+from otpy._tls import TLSConfig, tls_failure
 
 if TYPE_CHECKING:
     from otpy._node import Node
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "Distribution"]
 
 logger = logging.getLogger("otpy.dist")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 _EMPTY = Atom("")
 
 
@@ -310,9 +312,8 @@ class Distribution:
                 with trio.fail_after(self.connect_timeout):
                     await tls.do_handshake()
             except (trio.BrokenResourceError, trio.TooSlowError, ssl.SSLError) as exc:
-                why = exc.__cause__ or exc  # trio wraps the ssl error, whose text says why
                 logger.warning("refused a distribution connection: TLS failed: %s",
-                               why if str(why) else type(why).__name__)
+                               tls_failure(exc))
                 await trio.aclose_forcefully(stream)
                 return
             stream = tls  # type: ignore[assignment]
@@ -373,8 +374,7 @@ class Distribution:
         assert dc is not None
         stream = dc.stream
         box = conn.outbox
-        if isinstance(stream, trio.SocketStream):
-            conn.fd = stream.socket.fileno()
+        conn.fd = dc.fileno  # None over TLS: no direct writes
         while True:
             if not box:
                 conn.direct_used = False
@@ -414,7 +414,6 @@ class Distribution:
             while True:
                 packet = await dc.receive_packet()
                 conn.last_recv = trio.current_time()
-                conn.direct_used = False  # a new exchange: direct writes are fine again
                 if packet:
                     control, message = ctl.decode_packet(packet)
                     self._dispatch(conn, control, message)
@@ -704,9 +703,7 @@ class Distribution:
         conn = self.conns.get(pid.node) or self._conn(pid.node)
         head = conn.send_heads.get(pid)
         if head is None:
-            if len(conn.send_heads) > 4096:
-                conn.send_heads.clear()
-            head = conn.send_heads[pid] = ctl.encode_packet((ctl.SEND, _EMPTY, pid))
+            head = _remember(conn.send_heads, pid, ctl.packet_head((ctl.SEND, _EMPTY, pid), 3))
         conn.push(head + term_to_binary(message))
 
     def send_named(self, name: Any, node: Any, message: Any, sender: Pid | None = None) -> None:
@@ -734,13 +731,11 @@ class Distribution:
         me = proc.pid
         heads = conn.call_heads.get((me, to))
         if heads is None:
-            if len(conn.call_heads) > 4096:
-                conn.call_heads.clear()
             request_head = (ctl.packet_head((ctl.SEND, _EMPTY, to), 3) if type(to) is Pid
                             else ctl.packet_head((ctl.REG_SEND, me, _EMPTY, to), 4))
-            heads = conn.call_heads[(me, to)] = (ctl.packet_head((ctl.MONITOR_P, me, to), 4),
-                                                 request_head,
-                                                 ctl.packet_head((ctl.DEMONITOR_P, me, to), 4))
+            heads = _remember(conn.call_heads, (me, to),
+                              (ctl.packet_head((ctl.MONITOR_P, me, to), 4), request_head,
+                               ctl.packet_head((ctl.DEMONITOR_P, me, to), 4)))
         monitor = heads[0] + term_ext(ref)
         monitors = proc.monitors
         if monitors is None:
@@ -770,9 +765,8 @@ class Distribution:
         conn = self.conns.get(to.node) or self._conn(to.node)
         head = conn.reply_heads.get(sender)
         if head is None:
-            if len(conn.reply_heads) > 4096:
-                conn.reply_heads.clear()
-            head = conn.reply_heads[sender] = ctl.packet_head((ctl.ALIAS_SEND, sender), 3)
+            head = _remember(conn.reply_heads, sender,
+                             ctl.packet_head((ctl.ALIAS_SEND, sender), 3))
         conn.push(head + term_ext(alias) + ctl.reply_message(alias, value))
 
     def send_exit(self, target: Pid, sender: Pid, reason: ExitReason, link: bool) -> None:
@@ -865,11 +859,19 @@ def _monitor_args(data: bytes, pos: int, stop: int) -> tuple[Pid, Any, Ref] | No
 
 #: A packet's first six bytes (b"p", 131, tuple head, opcode) -> its fast path.
 _FAST_PATHS = {
-    b"p\x83h\x04a" + bytes((ctl.REG_SEND,)): Distribution._fast_reg_send,
-    b"p\x83h\x04a" + bytes((ctl.MONITOR_P,)): Distribution._fast_monitor,
-    b"p\x83h\x04a" + bytes((ctl.DEMONITOR_P,)): Distribution._fast_demonitor,
-    b"p\x83h\x03a" + bytes((ctl.ALIAS_SEND,)): Distribution._call_reply,
+    ctl.packet_head((ctl.REG_SEND,), 4): Distribution._fast_reg_send,
+    ctl.packet_head((ctl.MONITOR_P,), 4): Distribution._fast_monitor,
+    ctl.packet_head((ctl.DEMONITOR_P,), 4): Distribution._fast_demonitor,
+    ctl.packet_head((ctl.ALIAS_SEND,), 3): Distribution._call_reply,
 }
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    """Store an encoding in one of a connection's caches, emptied past 4096 entries."""
+    if len(cache) > 4096:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _as_atom(value: Any) -> Atom:

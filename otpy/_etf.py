@@ -540,18 +540,18 @@ def _d_newer_reference(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[An
     words = (data[pos] << 8) | data[pos + 1]
     if not 1 <= words <= _MAX_REF_WORDS:
         raise ETFDecodeError(f"reference with {words} words (1..{_MAX_REF_WORDS})")
-    if data[pos + 2] == _SMALL_ATOM_UTF8:  # the common case: keep the bytes too
+    small = data[pos + 2] == _SMALL_ATOM_UTF8
+    node = None
+    if small:  # the common case: a node already known by its bytes
         at = pos + 4 + data[pos + 3]
         node = _RAW_ATOMS.get(data[pos + 4 : at])
-        if node is None:
-            node, at = _dec_atom(data, pos + 2, ctx)
-        end = at + 4 + 4 * words
-        ref = Ref(node, _REF_IDS[words](data, at + 4), _U32(data, at)[0])
-        # Often sent back (a call's alias): its encoding is these bytes.
+    if node is None:
+        node, at = _dec_atom(data, pos + 2, ctx)
+    end = at + 4 + 4 * words
+    ref = Ref(node, _REF_IDS[words](data, at + 4), _U32(data, at)[0])
+    if small:  # often sent back (a call's alias): its encoding is these bytes
         ref._ext = data[pos - 1 : end]
-        return ref, end
-    node, at = _dec_atom(data, pos + 2, ctx)
-    return Ref(node, _REF_IDS[words](data, at + 4), _U32(data, at)[0]), at + 4 + 4 * words
+    return ref, end
 
 
 def _d_new_reference(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
@@ -702,13 +702,21 @@ def _decode_at(
             if decode is not None:
                 term, used = decode(payload, 0, max_depth)
             else:
-                term, used = _dec(payload, 0, max_depth, ctx)
+                term, used = _dec_checked(payload, 0, max_depth, ctx)
             if used != len(payload):
                 raise ETFDecodeError("compressed payload is not exactly one term")
             return term, end
-        if decode is not None:
-            return decode(data, offset, max_depth)
-        term, end = _dec(data, offset, max_depth, ctx)
+    except (IndexError, struct.error):
+        raise _truncated() from None
+    if decode is not None:
+        return decode(data, offset, max_depth)
+    return _dec_checked(data, offset, max_depth, ctx)
+
+
+def _dec_checked(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
+    """`_dec`, with reads past the end and deep nesting reported as `ETFDecodeError`."""
+    try:
+        term, end = _DECODERS[data[pos]](data, pos + 1, depth, ctx)
     except (IndexError, struct.error):
         raise _truncated() from None
     except RecursionError:
@@ -748,15 +756,7 @@ def _py_decode_at(data: bytes, pos: int) -> tuple[Any, int]:
     Raises:
         ETFDecodeError: bad or truncated data.
     """
-    try:
-        term, end = _DECODERS[data[pos]](data, pos + 1, DEFAULT_MAX_DEPTH, _DEFAULT_CTX)
-    except (IndexError, struct.error):
-        raise _truncated() from None
-    except RecursionError:
-        raise ETFDecodeError("term nested too deeply for the Python stack") from None
-    if end > len(data):
-        raise _truncated()
-    return term, end
+    return _dec_checked(data, pos, DEFAULT_MAX_DEPTH, _DEFAULT_CTX)
 
 
 def _load_c_decoder() -> Callable[..., tuple[Any, int]] | None:

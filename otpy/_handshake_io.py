@@ -31,6 +31,7 @@ from otpy._handshake import (
     frame,
     split_node,
 )
+from otpy._tls import tls_failure
 
 __all__ = [
     "ConnectionLost",
@@ -351,8 +352,7 @@ async def connect_to_node(
                 await tls.do_handshake()
             except (trio.BrokenResourceError, ssl.SSLError) as exc:
                 await trio.aclose_forcefully(stream)
-                why = exc.__cause__ or exc  # trio wraps the ssl error, whose text says why
-                raise ConnectionLost(f"TLS with {peer_node} failed: {why}") from exc
+                raise ConnectionLost(f"TLS with {peer_node} failed: {tls_failure(exc)}") from exc
             stream = tls  # type: ignore[assignment]
     if scope.cancelled_caught:
         raise HandshakeTimeout(f"looking up and connecting to {peer_node} took over {timeout} s")

@@ -14,7 +14,7 @@ import ssl
 
 import attrs
 
-__all__ = ["TLSConfig"]
+__all__ = ["TLSConfig", "tls_failure"]
 
 
 @attrs.frozen
@@ -49,3 +49,16 @@ class TLSConfig:
         ctx.check_hostname = self.check_hostname
         ctx.load_cert_chain(self.certfile, self.keyfile)
         return ctx
+
+
+def tls_failure(exc: BaseException) -> str:
+    """Why a TLS handshake failed, for logs and errors.
+
+    Args:
+        exc: what the handshake raised (trio wraps the `ssl` error, whose text says why).
+
+    Returns:
+        The text of the underlying error, or its type's name when it has none.
+    """
+    why = exc.__cause__ or exc
+    return str(why) or type(why).__name__

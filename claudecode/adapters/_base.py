@@ -53,10 +53,13 @@ import abc
 import logging
 from typing import Any, Final, Protocol
 
+import attrs
+
 from claudecode._callbacks import CallbackHandler
 from claudecode._hooks import AbortSignal
 from claudecode._options import Options
 from claudecode._protocol import ControlRequest
+from claudecode._protocol_errors import ControlRequestError
 from otpy import Pid
 
 __all__ = [
@@ -64,7 +67,9 @@ __all__ = [
     "HANDLED_SUBTYPES",
     "Adapter",
     "ControlHandler",
+    "answer",
     "make_control_handler",
+    "positive",
 ]
 
 logger = logging.getLogger("claudecode.adapter")
@@ -77,6 +82,13 @@ HANDLED_SUBTYPES: Final = frozenset({"can_use_tool", "hook_callback", "mcp_messa
 
 Any other subtype is answered with an error response at once.
 """
+
+
+def positive(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """attrs validator of the adapters' timeouts and sizes: a number above zero."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{type(inst).__name__}.{attribute.name} must be a positive number, "
+                         f"got {value!r}")
 
 
 class Adapter(abc.ABC):
@@ -120,6 +132,12 @@ class Adapter(abc.ABC):
     #: When True, a session restarted under the same name resumes the last
     #: conversation it had (see `claudecode.adapters.Pool`).
     resume_on_restart: bool = False
+
+    @property
+    def shutdown_bound(self) -> float:
+        """Seconds an orderly stop of the adapter (and its CLI) may take at most;
+        the session waits that long, plus a margin, before killing the adapter."""
+        return 4.0
 
     @abc.abstractmethod
     async def start(self, session: Pid, options: Options, prepared: Any) -> Pid:
@@ -176,6 +194,28 @@ class ControlHandler(Protocol):
         cancels the handler) when the CLI withdraws the request.
         """
         ...
+
+
+async def answer(handler: ControlHandler, request: ControlRequest,
+                 signal: AbortSignal) -> tuple[str, Any]:
+    """Run ``handler`` for one CLI -> host request, as the adapters' workers do.
+
+    Args:
+        handler: the control handler.
+        request: the CLI's control request.
+        signal: the request's abort signal.
+
+    Returns:
+        ``("ok", payload)``, or ``("error", message)`` when the handler raised.
+    """
+    try:
+        return "ok", await handler.handle(request, signal=signal)
+    except ControlRequestError as exc:
+        return "error", exc.error
+    except Exception as exc:
+        logger.info("control request %s (%s) failed: %r", request.request_id, request.subtype,
+                    exc)
+        return "error", f"{type(exc).__name__}: {exc}"
 
 
 def make_control_handler(options: Options, **kwargs: Any) -> ControlHandler:

@@ -25,7 +25,7 @@ import attrs
 import trio
 
 import otpy
-from claudecode._callbacks import CallbackError, CallbackHandler
+from claudecode._callbacks import DEFAULT_CALLBACK_TIMEOUT, CallbackHandler
 from claudecode._errors import (
     CLINotFoundError,
     ConnectTimeoutError,
@@ -35,18 +35,13 @@ from claudecode._errors import (
 from claudecode._hooks import AbortSignal
 from claudecode._options import Options, build_hooks_config, sdk_mcp_servers, to_cli_args
 from claudecode._options import to_cli_env as _to_cli_env
-from claudecode.adapters._base import Adapter
+from claudecode.adapters._base import Adapter, answer, positive
 from otpy import Pid
 
 __all__ = ["Node", "Pool", "ResumeUnavailable", "launch_spec"]
 
 logger = logging.getLogger("claudecode.adapter.node")
 _SANDBOX = "claudecode.sandbox"
-
-
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"Node.{attribute.name} must be a positive number, got {value!r}")
 
 
 def _hook_ref(fn: Any) -> str:
@@ -135,17 +130,14 @@ async def _answer(proxy: Pid, handler: CallbackHandler, caller: Any, raw: dict[s
     from claudecode.sandbox import request_from_raw
 
     rid = str(raw.get("request_id"))
+    result: tuple[str, Any]
     try:
-        payload = await handler.handle(request_from_raw(raw), signal=abort)
-    except CallbackError as err:
-        otpy.reply(caller, ("error", err.error))
-        return
-    except Exception as exc:
-        otpy.reply(caller, ("error", f"{type(exc).__name__}: {exc}"))
-        return
+        result = await answer(handler, request_from_raw(raw), abort)
+    except Exception as exc:  # not a control request
+        result = ("error", f"{type(exc).__name__}: {exc}")
     finally:
         otpy.send(proxy, ("done", rid, otpy.self()))
-    otpy.reply(caller, ("ok", payload))
+    otpy.reply(caller, result)
 
 
 @attrs.frozen
@@ -165,8 +157,8 @@ class Node(Adapter):
 
     node: str
     cookie: str | None = attrs.field(default=None, repr=False)
-    connect_timeout: float = attrs.field(default=5.0, validator=_positive)
-    callback_timeout: float = attrs.field(default=30.0, validator=_positive)
+    connect_timeout: float = attrs.field(default=5.0, validator=positive)
+    callback_timeout: float = attrs.field(default=DEFAULT_CALLBACK_TIMEOUT, validator=positive)
 
     def prepare(self, options: Options) -> Any:
         from claudecode._protocol_errors import InvalidOptionError
@@ -341,8 +333,8 @@ class Pool(Adapter):
     nodes: tuple[str, ...] = attrs.field(converter=_node_names)
     strategy: str = attrs.field(default="least_loaded")
     cookie: str | None = attrs.field(default=None, repr=False)
-    connect_timeout: float = attrs.field(default=5.0, validator=_positive)
-    callback_timeout: float = attrs.field(default=30.0, validator=_positive)
+    connect_timeout: float = attrs.field(default=5.0, validator=positive)
+    callback_timeout: float = attrs.field(default=DEFAULT_CALLBACK_TIMEOUT, validator=positive)
     resume_on_restart: bool = True
 
     def __attrs_post_init__(self) -> None:

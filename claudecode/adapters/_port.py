@@ -46,6 +46,7 @@ import attrs
 import trio
 
 import otpy
+from claudecode._callbacks import DEFAULT_CALLBACK_TIMEOUT
 from claudecode._errors import AdapterFailed, CLIExited
 from claudecode._hooks import AbortSignal
 from claudecode._install import resolve_cli
@@ -61,13 +62,15 @@ from claudecode._protocol import (
     OversizedLine,
     UnmatchedControlResponse,
 )
-from claudecode._protocol_errors import ControlRequestError, EncodeError
+from claudecode._protocol_errors import EncodeError
 from claudecode.adapters._base import (
     ADAPTER_TAG,
     HANDLED_SUBTYPES,
     Adapter,
     ControlHandler,
+    answer,
     make_control_handler,
+    positive,
 )
 from otpy import Exit, ExitReason, Pid, ProcessExit
 from otpy._process import current
@@ -86,11 +89,6 @@ _PR_SET_PDEATHSIG: Final = 1
 _READ_SIZE: Final = 65536
 
 
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"Port.{attribute.name} must be a positive number, got {value!r}")
-
-
 @attrs.frozen
 class Port(Adapter):
     """Run the Claude Code CLI as a local subprocess (the default adapter).
@@ -99,18 +97,16 @@ class Port(Adapter):
         close_timeout: seconds to wait for the CLI to exit after its stdin
             is closed, before SIGTERM.
         term_timeout: seconds to wait after SIGTERM, before SIGKILL.
-        exit_grace: seconds to wait for the exit status once stdout ended.
         stderr_tail_bytes: how much of the CLI's stderr is kept for errors.
         callback_timeout: seconds an MCP tool, hook or ``can_use_tool`` may
             take; over it that tool call fails (denied / error result), not
             the session.
     """
 
-    close_timeout: float = attrs.field(default=2.0, validator=_positive)
-    term_timeout: float = attrs.field(default=1.0, validator=_positive)
-    exit_grace: float = attrs.field(default=2.0, validator=_positive)
-    stderr_tail_bytes: int = attrs.field(default=8192, validator=_positive)
-    callback_timeout: float = attrs.field(default=30.0, validator=_positive)
+    close_timeout: float = attrs.field(default=2.0, validator=positive)
+    term_timeout: float = attrs.field(default=1.0, validator=positive)
+    stderr_tail_bytes: int = attrs.field(default=8192, validator=positive)
+    callback_timeout: float = attrs.field(default=DEFAULT_CALLBACK_TIMEOUT, validator=positive)
 
     def prepare(self, options: Options) -> str:
         """Find the CLI executable (an explicit ``cli_path``, the pinned install, ``PATH``).
@@ -186,7 +182,7 @@ class Launch:
     raw_messages: bool = False
 
     @classmethod
-    def local(cls, options: Options, cli: str, callback_timeout: float = 30.0) -> Launch:
+    def local(cls, options: Options, cli: str, callback_timeout: float) -> Launch:
         """The launch for a session on this node.
 
         Args:
@@ -328,18 +324,8 @@ class _Child:
 async def _answer_request(adapter: Pid, handler: ControlHandler, request: ControlRequest,
                           abort: AbortSignal) -> None:
     """Worker process: run the handler for one CLI → host request, report to the adapter."""
-    try:
-        payload = await handler.handle(request, signal=abort)
-    except ControlRequestError as exc:
-        otpy.send(adapter, (_INTERNAL, "answer", request.request_id, "error", exc.error))
-        return
-    except Exception as exc:
-        logger.info("control request %s (%s) failed: %r", request.request_id, request.subtype,
-                    exc)
-        otpy.send(adapter, (_INTERNAL, "answer", request.request_id, "error",
-                            f"{type(exc).__name__}: {exc}"))
-        return
-    otpy.send(adapter, (_INTERNAL, "answer", request.request_id, "ok", payload))
+    status, value = await answer(handler, request, abort)
+    otpy.send(adapter, (_INTERNAL, "answer", request.request_id, status, value))
 
 
 class _PortProcess:
@@ -356,14 +342,11 @@ class _PortProcess:
         self.nursery: trio.Nursery | None = None
         self.stderr = bytearray()
         self.stderr_done = trio.Event()
-        # CLI request id -> worker pid answering it
-        self.workers: dict[str, Pid] = {}
-        # CLI request id -> the abort signal its worker's callback sees
-        self.worker_signals: dict[str, AbortSignal] = {}
+        # CLI request id -> (worker pid answering it, the abort signal its callback sees)
+        self.workers: dict[str, tuple[Pid, AbortSignal]] = {}
         self.worker_ids: dict[Pid, str] = {}
         # our request id -> (session's ref, reply_to) or (_INIT, None)
         self.host_pending: dict[str, tuple[Any, Pid | None]] = {}
-        self.ready = False
         self.me: Pid | None = None
         self.reason: ExitReason | None = None
 
@@ -388,9 +371,8 @@ class _PortProcess:
                 await self._loop()
                 nursery.cancel_scope.cancel()
         finally:
-            for abort in self.worker_signals.values():
+            for pid, abort in list(self.workers.values()):
                 abort.abort("session stopping")
-            for pid in list(self.workers.values()):
                 otpy.exit(pid, otpy.Kill())
             with trio.CancelScope(shield=True):
                 await self._stop_cli()
@@ -461,24 +443,23 @@ class _PortProcess:
         session = self.session
         raw = self.launch.raw_messages
         feed = self.proto.feed
+
+        def dispatch(events: list[Any]) -> None:
+            for event in events:
+                if isinstance(event, Message):
+                    otpy.send(session, (ADAPTER_TAG, me, "message", event.raw if raw else event))
+                else:
+                    self._side_event(event)
+
         try:
             while True:
                 chunk = await child.stdout.receive_some(_READ_SIZE)
                 if not chunk:
                     break
-                for event in feed(chunk):
-                    if isinstance(event, Message):
-                        otpy.send(session, (ADAPTER_TAG, me, "message",
-                                            event.raw if raw else event))
-                    else:
-                        self._side_event(event)
+                dispatch(feed(chunk))
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
-        for event in self.proto.feed_eof():
-            if isinstance(event, Message):
-                otpy.send(session, (ADAPTER_TAG, me, "message", event.raw if raw else event))
-            else:
-                self._side_event(event)
+        dispatch(self.proto.feed_eof())
         # stdout ended: the CLI is exiting. Let stderr drain so the tail is complete.
         with trio.move_on_after(1.0):
             await self.stderr_done.wait()
@@ -594,21 +575,20 @@ class _PortProcess:
         if isinstance(event, ControlRequest):
             if event.subtype in HANDLED_SUBTYPES:
                 assert me is not None
-                abort = self.worker_signals[event.request_id] = AbortSignal()
+                abort = AbortSignal()
                 pid = otpy.spawn(_answer_request, me, self.handler, event, abort, link=True)
-                self.workers[event.request_id] = pid
+                self.workers[event.request_id] = (pid, abort)
                 self.worker_ids[pid] = event.request_id
             else:
                 await self._write(self.proto.control_response_error(
                     event.request_id, f"unsupported control request subtype {event.subtype!r}"))
         elif isinstance(event, ControlCancelRequest):
             cancelled = self.workers.pop(event.request_id, None)
-            withdrawn = self.worker_signals.pop(event.request_id, None)
-            if withdrawn is not None:
-                withdrawn.abort("cancelled by the CLI")  # before the callback sees Cancelled
             if cancelled is not None:
-                self.worker_ids.pop(cancelled, None)
-                otpy.exit(cancelled, otpy.Kill())
+                pid, withdrawn = cancelled
+                withdrawn.abort("cancelled by the CLI")  # before the callback sees Cancelled
+                self.worker_ids.pop(pid, None)
+                otpy.exit(pid, otpy.Kill())
         elif isinstance(event, ControlResponse | ControlErrorResponse):
             await self._host_answer(event)
         elif isinstance(event, UnmatchedControlResponse):
@@ -616,9 +596,8 @@ class _PortProcess:
 
     async def _answer(self, request_id: str, status: str, payload: Any) -> None:
         worker = self.workers.pop(request_id, None)
-        self.worker_signals.pop(request_id, None)
         if worker is not None:
-            self.worker_ids.pop(worker, None)
+            self.worker_ids.pop(worker[0], None)
         if not self.proto.is_incoming_pending(request_id):
             return  # cancelled meanwhile
         if status == "ok":
@@ -634,7 +613,6 @@ class _PortProcess:
     async def _worker_exit(self, pid: Pid, reason: ExitReason) -> None:
         request_id = self.worker_ids.pop(pid)
         self.workers.pop(request_id, None)
-        self.worker_signals.pop(request_id, None)
         if self.proto.is_incoming_pending(request_id):
             await self._write(self.proto.control_response_error(
                 request_id, f"the handler exited without answering: {reason!r}"))
@@ -648,7 +626,6 @@ class _PortProcess:
             if isinstance(event, ControlErrorResponse):
                 self.reason = AdapterFailed(f"the CLI refused initialize: {event.error}")
                 raise _Stop
-            self.ready = True
             child = self.child
             info = {"os_pid": child.pid if child is not None else None,
                     "cli_path": self.cli, "initialize": event.response}

@@ -76,4 +76,29 @@ def opts(fake: FakeAnthropic, tmp_path: Path) -> dict[str, Any]:
     return {"env": env, "cwd": str(work), "cli_path": CLI}
 
 
-__all__ = ["CLI", "cli_children", "fake", "no_orphans", "opts"]
+__all__ = ["CLI", "alive", "cli_children", "fake", "no_orphans", "opts", "processes_using"]
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2:][:1] != b"Z"
+
+
+def processes_using(base_url: str) -> list[int]:
+    """Live processes whose environment points at ``base_url`` (a FakeAnthropic's)."""
+    needle = f"ANTHROPIC_BASE_URL={base_url}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if needle in environ and alive(int(entry)):
+            found.append(int(entry))
+    return found

@@ -9,24 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from _session_env import processes_using
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _processes_using(base_url: str) -> list[int]:
-    """Pids of live processes whose environment points at ``base_url``."""
-    needle = f"ANTHROPIC_BASE_URL={base_url}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read().split(b"\0")
-        except OSError:
-            continue
-        if needle in environ:
-            found.append(int(entry))
-    return found
 
 
 def test_demo_runs_offline_and_recovers_from_a_killed_cli() -> None:
@@ -61,4 +46,4 @@ def test_demo_runs_offline_and_recovers_from_a_killed_cli() -> None:
 
     base_url = re.search(r"FakeAnthropic at (http://127\.0\.0\.1:\d+)", out)
     assert base_url is not None
-    assert _processes_using(base_url.group(1)) == []
+    assert processes_using(base_url.group(1)) == []

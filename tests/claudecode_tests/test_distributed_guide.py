@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _session_env import alive, processes_using
 
 import otpy
 from claudecode._cli import build_parser
@@ -44,31 +45,6 @@ def _blocks(lang: str) -> list[tuple[int, str]]:
 
 
 PYTHON = _blocks("python")
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2:][:1] != b"Z"
-
-
-def _processes_using(base_url: str) -> list[int]:
-    """Live processes whose environment points at ``base_url``."""
-    needle = f"ANTHROPIC_BASE_URL={base_url}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if needle in environ and _alive(int(entry)):
-            found.append(int(entry))
-    return found
 
 
 # ------------------------------------------------------------------ example
@@ -135,8 +111,8 @@ def test_example_moves_a_session_off_a_killed_sandbox_and_resumes_it() -> None:
     assert "claude processes left: 0" in out
     base_url = re.search(r"FakeAnthropic at (http://127\.0\.0\.1:\d+)", out)
     assert base_url is not None
-    assert _processes_using(base_url.group(1)) == []
-    assert not [pid for pid in sandbox_pids.values() if _alive(pid)]
+    assert processes_using(base_url.group(1)) == []
+    assert not [pid for pid in sandbox_pids.values() if alive(pid)]
 
 
 # -------------------------------------------------------------------- guide

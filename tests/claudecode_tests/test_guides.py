@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from _session_env import processes_using
 
 import claudecode
 from claudecode._callbacks import DEFAULT_CALLBACK_TIMEOUT
@@ -114,22 +115,6 @@ def _matches(expected: str, actual: str) -> bool:
     return True
 
 
-def _processes_using(base_url: str) -> list[int]:
-    """Pids of live processes whose environment points at ``base_url``."""
-    needle = f"ANTHROPIC_BASE_URL={base_url}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle in f.read().split(b"\0"):
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
-
-
 # -- the pages' code ---------------------------------------------------------------------
 
 
@@ -198,7 +183,7 @@ def test_mcp_tools_example(tmp_path: Path) -> None:
     assert len({add_pid, stats_pid, session_pid, main_pid}) == 4
     base_url = re.search(r"FakeAnthropic at (http://127\.0\.0\.1:\d+)", out)
     assert base_url is not None
-    assert _processes_using(base_url.group(1)) == []  # no CLI left behind
+    assert processes_using(base_url.group(1)) == []  # no CLI left behind
 
 
 def test_history_example(tmp_path: Path) -> None:
