@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from otpy import telemetry
 from otpy._genserver import GenServer, StartError, Stop, call
 from otpy._reasons import SHUTDOWN, Exit, ExitReason, is_quiet
 from otpy._supervisor import (
@@ -26,6 +27,13 @@ from otpy._terms import Pid
 __all__ = ["DynamicSupervisor"]
 
 logger = logging.getLogger("otpy.supervisor")
+# telemetry events (docs/otpy/telemetry.md); children are identified by pid (id None)
+_INIT = ("otpy", "supervisor", "init")
+_STARTED = ("otpy", "supervisor", "child_started")
+_START_ERROR = ("otpy", "supervisor", "start_error")
+_RESTART = ("otpy", "supervisor", "restart")
+_GIVE_UP = ("otpy", "supervisor", "give_up")
+_SHUTDOWN = ("otpy", "supervisor", "child_shutdown")
 
 
 class DynamicSupervisor(GenServer):
@@ -127,6 +135,10 @@ class DynamicSupervisor(GenServer):
         self.children = {}
         self.max_children = max_children
         self.intensity = Intensity(max_restarts, max_seconds)
+        if telemetry.active:
+            telemetry.execute(_INIT, {}, {
+                "supervisor": self.pid, "kind": "dynamic", "strategy": "one_for_one",
+                "max_restarts": max_restarts, "max_seconds": max_seconds, "children": []})
 
     async def handle_call(self, request: Any, caller: Any) -> Any:
         op = request[0]
@@ -140,11 +152,17 @@ class DynamicSupervisor(GenServer):
                 return SupervisorError(err.reason)
             if pid is not None:
                 self.children[pid] = spec
+            if telemetry.active:
+                telemetry.execute(_STARTED, {}, {"supervisor": self.pid, "id": None, "pid": pid,
+                                                 "spec": spec})
             return pid
         if op == "terminate_child":
             found = self.children.pop(request[1], None)
             if found is None:
                 return SupervisorError("not_found")
+            if telemetry.active:
+                telemetry.execute(_SHUTDOWN, {}, {"supervisor": self.pid, "id": None,
+                                                  "pid": request[1]})
             await shutdown_child(request[1], found.shutdown)
             return None
         if op == "which_children":
@@ -164,6 +182,9 @@ class DynamicSupervisor(GenServer):
         if type(message) is Exit:
             await self._child_exit(message.pid, message.reason)
         elif type(message) is tuple and message[:1] == ("$otpy_dynsup_retry",):
+            if telemetry.active:
+                telemetry.execute(_RESTART, {}, {"supervisor": self.pid, "id": None, "pid": None,
+                                                 "reason": None, "retry": True})
             await self._restart(message[1])
 
     async def _child_exit(self, pid: Pid, reason: ExitReason) -> None:
@@ -174,24 +195,37 @@ class DynamicSupervisor(GenServer):
             logger.error("dynamic supervisor %r: child %r terminated with reason %r", self.pid,
                          pid, reason, extra={"otpy_report": "child_terminated"})
         if should_restart(spec.restart, reason):
+            if telemetry.active:
+                telemetry.execute(_RESTART, {}, {"supervisor": self.pid, "id": None, "pid": pid,
+                                                 "reason": reason, "retry": False})
             await self._restart(spec)
 
     async def _restart(self, spec: ChildSpec) -> None:
         if not self.intensity.add():
             logger.error("dynamic supervisor %r reached max restart intensity; shutting down",
                          self.pid, extra={"otpy_report": "reached_max_restart_intensity"})
+            if telemetry.active:
+                telemetry.execute(_GIVE_UP, {}, {"supervisor": self.pid, "id": None})
             raise Stop(SHUTDOWN)
         try:
             pid = await start_from_spec(spec)
-        except StartError:
+        except StartError as err:
+            if telemetry.active:
+                telemetry.execute(_START_ERROR, {}, {"supervisor": self.pid, "id": None,
+                                                     "reason": err.reason})
             from otpy._process import current
 
             current().node.send(self.pid, ("$otpy_dynsup_retry", spec))
             return
         if pid is not None:
             self.children[pid] = spec
+        if telemetry.active:
+            telemetry.execute(_STARTED, {}, {"supervisor": self.pid, "id": None, "pid": pid,
+                                             "spec": spec})
 
     async def terminate(self, reason: ExitReason) -> None:
         for pid, spec in reversed(list(self.children.items())):
+            if telemetry.active:
+                telemetry.execute(_SHUTDOWN, {}, {"supervisor": self.pid, "id": None, "pid": pid})
             await shutdown_child(pid, spec.shutdown)
         self.children.clear()
