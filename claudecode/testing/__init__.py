@@ -4,7 +4,11 @@
 loopback; the real CLI talks to it through ``ANTHROPIC_BASE_URL`` (see
 :meth:`FakeAnthropic.env`). Script the model's answers with the reply types
 exported here. :class:`RawCLI` runs the real CLI against it line by line.
-See ``docs/testing-with-fake-anthropic.md``.
+See ``docs/testing-with-fake-anthropic.md``. Faults for sessions
+(:class:`KillCLI`, :class:`APIFault`, :class:`StreamCut`,
+:class:`KillSandbox`) are actions of ``otpy.testing`` fault schedules; the
+workload :class:`Turns` and the invariants :func:`sessions_reachable` and
+:func:`no_orphan_clis` check what a session must do under them.
 """
 
 from claudecode.testing._raw_cli import CLIExited, RawCLI
@@ -25,15 +29,29 @@ from claudecode.testing._replies import (
 )
 from claudecode.testing._script import ScriptError, ScriptPredicate
 from claudecode.testing._server import FakeAnthropic
+from claudecode.testing._session_faults import (
+    APIFault,
+    KillCLI,
+    KillSandbox,
+    StreamCut,
+    TurnOutcome,
+    Turns,
+    cli_processes,
+    no_orphan_clis,
+    sessions_reachable,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
     "APIError",
+    "APIFault",
     "Block",
     "CLIExited",
     "Disconnect",
     "Echo",
     "FakeAnthropic",
+    "KillCLI",
+    "KillSandbox",
     "RawCLI",
     "RecordedRequest",
     "Reply",
@@ -41,8 +59,14 @@ __all__ = [
     "ReplyLike",
     "ScriptError",
     "ScriptPredicate",
+    "StreamCut",
     "Text",
     "Thinking",
     "ToolUse",
     "Turn",
+    "TurnOutcome",
+    "Turns",
+    "cli_processes",
+    "no_orphan_clis",
+    "sessions_reachable",
 ]

@@ -31,6 +31,7 @@ from typing import Any
 
 import attrs
 import trio
+import trio.testing
 
 from otpy._api import spawn
 from otpy._genserver import call, stop
@@ -116,6 +117,11 @@ class FaultContext:
         """A readable name for a process of the tree (its path and pid)."""
         return self._checker.describe(pid)
 
+    def spec(self, pid: Pid) -> Any:
+        """The child spec ``pid`` was started from by its supervisor (or None)."""
+        found = self._checker.owner.get(pid)
+        return found[1].spec if found is not None else None
+
 
 @attrs.frozen
 class Action:
@@ -196,10 +202,11 @@ class Report:
     violations: list[str] = attrs.Factory(list)
     root: str = "root"
     seed: int | None = None
+    origin: float = 0.0
 
     def note(self, kind: str, text: str) -> None:
-        """Add a timeline line at the current virtual time."""
-        self.timeline.append(TimelineEntry(trio.current_time(), kind, text))
+        """Add a timeline line at the current (virtual) time."""
+        self.timeline.append(TimelineEntry(trio.current_time() - self.origin, kind, text))
 
     @property
     def ok(self) -> bool:
@@ -351,12 +358,12 @@ class _Checker:
 
     def note(self, t: float, kind: str, text: str) -> None:
         if self.report is not None:
-            self.report.timeline.append(TimelineEntry(t, kind, text))
+            self.report.timeline.append(TimelineEntry(t - self.report.origin, kind, text))
 
     def violation(self, text: str) -> None:
         self.violations.append(text)
         if self.report is not None:
-            self.report.timeline.append(TimelineEntry(trio.current_time(), "VIOLATION", text))
+            self.report.note("VIOLATION", text)
 
     def process(self, strict: bool) -> None:
         """Feed the model every event recorded since the last call."""
@@ -1003,6 +1010,8 @@ async def inject(
     if root_pid is None or node.local(root_pid) is None:
         raise ValueError(f"the root {root!r} is not a live process")
     report = Report(faults, root=root_name or "root")
+    if not isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+        report.origin = trio.current_time()  # a real clock: times from the start of inject
     checker: _Checker | None = rec.checker
     if checker is None:
         checker = rec.checker = _Checker(rec)
@@ -1042,7 +1051,8 @@ async def inject(
             if target is None and _needs_target(fault.action):
                 report.note("fault", f"#{i + 1} {what}: no live target {fault.target!r}, skipped")
                 continue
-            report.note("fault", f"#{i + 1} {what} {checker.describe(target)}")
+            where = checker.describe(target) if _needs_target(fault.action) else ""
+            report.note("fault", f"#{i + 1} {what} {where}".rstrip())
             await _apply(ctx, fault.action, target)
             await settle(cushion=cushion)
             await _window(checker, root_pid, invariants, names, leaks)

@@ -48,6 +48,7 @@ class ModelChild:
             that supervisor's model.
         genserver: the child is started by a `GenServer` class's
             ``start_link`` (so it can be stopped in order, with `terminate`).
+        spec: its child spec, when known.
     """
 
     id: Any
@@ -59,6 +60,7 @@ class ModelChild:
     pid: Pid | None = None
     model: SupervisorModel | None = None
     genserver: bool = False
+    spec: Any = None
 
 
 @attrs.define(eq=False)
@@ -303,4 +305,4 @@ def child_of(spec: Any, pid: Pid | None = None) -> ModelChild:
 
     genserver = isinstance(owner, type) and issubclass(owner, GenServer)
     return ModelChild(spec.id, spec.restart, spec.type, spec.shutdown, True, 1, pid, None,
-                      genserver)
+                      genserver, spec)

@@ -110,6 +110,8 @@ class Recorder:
         self.ever_supervisors: set[Pid] = set()
         self.checker: Any = None  # the inject state of this node (see _faults)
         self.changed: trio.Event | None = None  # set by the next event
+        # supervisor events and exits of supervisors and their children
+        self.activity = 0
 
     def add(self, kind: str, meta: Mapping[str, Any]) -> None:
         """Record one event (called by the telemetry handler)."""
@@ -119,6 +121,9 @@ class Recorder:
         elif kind == "init":
             self.supervisors[meta["supervisor"]] = meta
             self.ever_supervisors.add(meta["supervisor"])
+        if kind != "spawn" and (kind != "exit" or meta["pid"] in self.ever_supervisors
+                                or self.parents.get(meta["pid"]) in self.ever_supervisors):
+            self.activity += 1
         if self.changed is not None:
             self.changed.set()
             self.changed = None
@@ -179,6 +184,7 @@ def run(
     *args: Any,
     seed: int = 0,
     clock: trio.abc.Clock | None = None,
+    virtual: bool = True,
     **kw: Any,
 ) -> T:
     """`otpy.run` on virtual time, deterministic, with events recorded.
@@ -196,6 +202,9 @@ def run(
         *args: its arguments.
         seed: seeds trio's scheduling randomness.
         clock: another clock (e.g. a MockClock with a different threshold).
+        virtual: False runs on the real clock (for trees with real
+            subprocesses or sockets: CLIs, peer nodes), still seeded and
+            recorded.
         **kw: passed to `otpy.run` (``shutdown_timeout``, ``node``, ...).
 
     Returns:
@@ -207,8 +216,9 @@ def run(
         with record():
             return await main(*a)
 
-    return otpy_run(recorded, *args, clock=clock or trio.testing.MockClock(autojump_threshold=0),
-                    **kw)
+    if clock is None and virtual:
+        clock = trio.testing.MockClock(autojump_threshold=0)
+    return otpy_run(recorded, *args, clock=clock, **kw)
 
 
 async def settle(*, cushion: float | None = None, limit: float = 3600.0,
@@ -238,13 +248,27 @@ async def settle(*, cushion: float | None = None, limit: float = 3600.0,
     """
     proc = current()
     node = proc.node
+    virtual = isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
     if cushion is None:
-        cushion = 0.0 if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock) else 0.05
+        cushion = 0.0 if virtual else 0.05
     rec = _recorders.get(node)
+
+    async def quiet() -> None:
+        if virtual:
+            await trio.testing.wait_all_tasks_blocked(cushion)
+        else:
+            # On a real clock other work (a workload, I/O) may never pause:
+            # wait a moment for the tree's reactions to arrive instead.
+            await trio.sleep(cushion)
+
+    def progress() -> int:
+        if rec is None:
+            return hash(frozenset(node.procs))
+        return len(rec.entries) if virtual else rec.activity
+
     while True:
-        await trio.testing.wait_all_tasks_blocked(cushion)
-        mark = len(rec.entries) if rec is not None else None
-        pids = None if rec is not None else set(node.procs)
+        await quiet()
+        mark = progress()
         sups = rec.live_supervisors() if rec is not None else []
         for sup in sups:
             if sup == proc.pid:
@@ -254,13 +278,11 @@ async def settle(*, cushion: float | None = None, limit: float = 3600.0,
             if scope.cancelled_caught:
                 raise TimeoutError(f"supervisor {sup!r} was still busy after {limit} s")
         if sups:
-            await trio.testing.wait_all_tasks_blocked(cushion)
-        if rec is not None and len(rec.entries) == mark and rec.orphans():
+            await quiet()
+        if rec is not None and progress() == mark and rec.orphans():
             rec.changed = trio.Event()
             with trio.move_on_after(orphans):
                 await rec.changed.wait()
             rec.changed = None
-        if (rec is not None and len(rec.entries) == mark) or (
-            rec is None and set(node.procs) == pids
-        ):
+        if progress() == mark:
             return

@@ -1,0 +1,137 @@
+"""Sessions under faults, with otpy.testing schedules: the real CLI against FakeAnthropic.
+
+A ``claudecode.Supervisor`` of named sessions runs a workload of turns while
+faults hit it: CLIs killed, API errors (429, 529, 500), responses cut
+mid-stream, and — with the Node adapter — the sandbox node killed. After
+every fault the tree settles and `otpy.testing.inject` checks the supervision
+model plus the claudecode invariants: every turn ended typed (completed, an
+error result, or `StreamError` with a typed reason), named sessions answer,
+no CLI runs without a live session. The fixtures are the otpy pytest
+plugin's (``otpy_node``, ``fake_anthropic``, ``claude_options``,
+``sandbox_node``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import claudecode
+import otpy
+import otpy.testing as ot
+from claudecode._install import install_cli
+from claudecode.adapters import Pool
+from claudecode.testing import (
+    APIFault,
+    Echo,
+    FakeAnthropic,
+    KillCLI,
+    KillSandbox,
+    StreamCut,
+    Turns,
+    no_orphan_clis,
+    sessions_reachable,
+)
+from otpy.testing import Fault, Pause
+from otpy.testing._peers import Epmd, SandboxNode
+
+NAMES = ["writer", "reviewer", "helper"]
+CLI = install_cli().path
+
+
+@pytest.fixture(autouse=True)
+def _quiet(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.CRITICAL)
+
+
+async def _run(fake: FakeAnthropic, options: dict[str, Any], schedule: list[Fault],
+               names: list[str] = NAMES, **session: Any) -> tuple[ot.Report, Turns]:
+    fake.default = Echo(chunks=8, chunk_delay=0.01)  # turns last a little while
+    sup = await claudecode.Supervisor.start_link(
+        [{**options, **session, "name": n} for n in names], max_restarts=50, max_seconds=5)
+    turns = Turns(names)
+    turns.start()
+    try:
+        report = await ot.inject(
+            sup, schedule, cushion=0.1,
+            invariants=[turns.check, sessions_reachable(names), no_orphan_clis(fake)])
+    finally:
+        turns.stop()
+    await otpy.Supervisor.which_children(sup)
+    return report, turns
+
+
+async def test_sessions_survive_killed_clis_api_errors_and_cut_streams(
+        otpy_node: otpy.Node, fake_anthropic: FakeAnthropic,
+        claude_options: dict[str, Any]) -> None:
+    fake = fake_anthropic
+    schedule = [
+        Fault(1.5, ("writer",), KillCLI()),
+        Fault(0.5, 0, APIFault(fake, status=429)),
+        Fault(0.5, 0, APIFault(fake, status=529)),
+        Fault(0.5, 0, APIFault(fake, status=500)),
+        Fault(0.5, 0, StreamCut(fake, after=3)),
+        Fault(0.5, ("reviewer",), KillCLI()),
+        Fault(0.5, "helper", KillCLI()),
+        Fault(1.0, 0, Pause()),
+    ]
+    report, turns = await _run(fake, claude_options, schedule)
+    report.check()
+    counts = turns.counts()
+    assert counts["completed"] >= 10, counts
+    assert counts.get("stream_error", 0) >= 1, counts  # a turn the CLI kill hit
+    assert counts.get("result_error", 0) >= 1, counts  # an API error the CLI reported
+    stream_reasons = {type(o.detail).__name__ for o in turns.outcomes
+                      if o.outcome == "stream_error"}
+    assert stream_reasons <= {"CLIExited", "NoProc", "Shutdown"}, stream_reasons
+    restarts = [e.text for e in report.timeline if e.kind == "restart"]
+    assert [r.split()[0] for r in restarts] == ["root/writer", "root/reviewer", "root/helper"]
+    assert "CLIExited(status=-9" in restarts[0]
+
+
+ACTIONS = st.sampled_from(["kill_cli", "429", "529", "500", "cut"])
+
+
+async def drawn(steps: list[tuple[float, str, str]], home: str) -> ot.Report:
+    async with FakeAnthropic.serve(log_requests=False) as fake:
+        options = {"env": {"HOME": home, "CLAUDE_CONFIG_DIR": f"{home}/.claude",
+                           **fake.env(max_retries=0)}, "cwd": home, "cli_path": CLI}
+        made = {"kill_cli": KillCLI(), "cut": StreamCut(fake)}
+        schedule = [Fault(at, (name,), made.get(kind) or APIFault(fake, status=int(kind)))
+                    for at, name, kind in steps] + [Fault(0.5, 0, Pause())]
+        report, _ = await _run(fake, options, schedule, names=NAMES[:2])
+        return report
+
+
+@settings(max_examples=3, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from([0.25, 0.5, 1.0]), st.sampled_from(NAMES[:2]),
+                          ACTIONS), min_size=1, max_size=4))
+def test_drawn_session_fault_schedules_keep_the_invariants(
+        tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[float, str, str]]) -> None:
+    home = str(tmp_path_factory.mktemp("home"))
+    ot.run(drawn, steps, home, virtual=False, shutdown_timeout=10.0).check()
+
+
+async def test_a_killed_sandbox_ends_remote_turns_typed_and_sessions_move(
+        otpy_node: otpy.Node, fake_anthropic: FakeAnthropic, claude_options: dict[str, Any],
+        sandbox_node: SandboxNode, otpy_epmd: Epmd, otpy_cookie: str, tmp_path: Path) -> None:
+    other = SandboxNode(otpy_epmd.port, otpy_cookie, tmp_path)
+    try:
+        schedule = [Fault(2.0, 0, KillSandbox(sandbox_node)), Fault(2.0, 0, Pause())]
+        report, turns = await _run(fake_anthropic, claude_options, schedule,
+                                   names=["left", "right"],
+                                   adapter=Pool([sandbox_node.name, other.name]))
+        report.check()
+        reasons = {type(o.detail).__name__ for o in turns.outcomes
+                   if o.outcome == "stream_error"}
+        assert "NoConnection" in reasons, turns.outcomes
+        assert "NoConnection" in str(report.timeline)
+        assert turns.counts()["completed"] >= 4
+    finally:
+        other.stop()
