@@ -6,7 +6,10 @@
   complete program (it calls ``otpy.run``) runs as a subprocess; when the
   next block is a ```` ```text ```` block, stdout must be exactly that text.
 - A block that defines ``test_`` functions runs under pytest (with
-  pytest-trio's ``trio_mode``) and must pass.
+  pytest-trio's ``trio_mode``) and must pass — unless the page marks it
+  ``<!-- this test fails -->`` (a test that finds a bug): then it must fail,
+  and every line of the ```` ```text ```` block after it must be in pytest's
+  output.
 - Every other python block must at least compile (top-level ``await``
   allowed), so a snippet cannot rot into a syntax error.
 - ``mkdocs build --strict`` succeeds.
@@ -29,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC_PAGES = [
     ROOT / "docs" / page
     for page in ("index.md", "otpy/processes.md", "otpy/genserver.md", "otpy/supervisors.md",
-                 "otpy/tasks.md", "otpy/names.md", "otpy/testing.md")
+                 "otpy/tasks.md", "otpy/names.md", "otpy/testing.md", "otpy/telemetry.md")
 ]
 FENCE = re.compile(r"^```([\w-]*)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 TIMEOUT = 60.0
@@ -155,6 +158,7 @@ class Block:
     lang: str
     code: str
     output: str | None  # the ```text block right after it, if any
+    fails: bool = False  # marked <!-- this test fails --> (it finds a bug)
 
     @property
     def kind(self) -> str:
@@ -183,7 +187,9 @@ def doc_blocks() -> list[Block]:
                 if nxt.group(1) == "text" and not between.strip():
                     output = nxt.group(2)
             line = text.count("\n", 0, m.start()) + 1
-            blocks.append(Block(page.relative_to(ROOT).as_posix(), line, lang, code, output))
+            fails = text[:m.start()].rstrip().endswith("<!-- this test fails -->")
+            blocks.append(Block(page.relative_to(ROOT).as_posix(), line, lang, code, output,
+                                fails))
     return blocks
 
 
@@ -214,10 +220,18 @@ def test_doc_program_runs_and_prints_what_the_page_shows(block: Block, tmp_path:
 def test_doc_test_file_passes_under_pytest(block: Block, tmp_path: Path) -> None:
     script = tmp_path / "test_from_docs.py"
     script.write_text(block.code)
-    done = run_python(
-        ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "trio_mode=true", str(script)],
-        tmp_path,
-    )
+    args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "trio_mode=true", str(script)]
+    if block.fails:
+        done = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=TIMEOUT, check=False)
+        assert done.returncode == 1, done.stdout + done.stderr
+    else:
+        done = run_python(args, tmp_path)
+    if block.fails:
+        assert re.search(r"\b1 failed\b", done.stdout), done.stdout
+        for expected in (block.output or "").strip().splitlines():
+            assert expected.strip() in done.stdout, (expected, done.stdout)
+        return
     assert re.search(r"\b[1-9]\d* passed\b", done.stdout), done.stdout
     assert "failed" not in done.stdout and "skipped" not in done.stdout
 

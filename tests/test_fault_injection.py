@@ -14,7 +14,7 @@ import logging
 import re
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -259,7 +259,7 @@ print(hashlib.sha1(str(ot.run(correct_tree, schedule, seed=3).timeline).encode()
 
 
 def test_a_replay_in_another_interpreter_gives_the_same_timeline() -> None:
-    code = REPLAY.format(tests=str(__import__("pathlib").Path(__file__).parent))
+    code = REPLAY.format(tests=str(Path(__file__).parent))
     digests = set()
     for hashseed in ("1", "2"):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -383,9 +383,24 @@ def test_exit_reasons_as_actions_follow_erlangs_signal_rules() -> None:
     assert "otpy.TermReason(term='boo')" in report.replay()
 
 
-def test_docs_example_is_self_contained() -> None:
-    # the opening example of docs/otpy/testing.md, run as a user would
-    page = (__import__("pathlib").Path(__file__).parent.parent / "docs" / "otpy" /
-            "testing.md").read_text()
-    first = page.split("```python\n", 1)[1].split("```", 1)[0]
-    assert len(textwrap.dedent(first).strip().splitlines()) <= 15
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_docs_open_with_a_test_of_at_most_15_lines_that_finds_a_bug() -> None:
+    page = (ROOT / "docs" / "otpy" / "testing.md").read_text()
+    marker, block = page.split("```python\n", 1)
+    assert marker.rstrip().endswith("<!-- this test fails -->")  # tests/test_examples.py runs it
+    assert len(block.split("```", 1)[0].strip().splitlines()) <= 15
+
+
+def test_the_fault_injection_example_runs_and_passes_its_property_tests() -> None:
+    example = ROOT / "examples" / "fault_injection"
+    demo = subprocess.run([sys.executable, "app.py"], cwd=example, capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert demo.stdout.splitlines() == ["order 1: book", "order 2: pen", "('email', 2)",
+                                        "echo #2: a customer asks"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "trio_mode=true"],
+        cwd=example, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"\b2 passed\b", done.stdout), done.stdout

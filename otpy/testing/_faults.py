@@ -227,8 +227,9 @@ class Report:
         if self.violations:
             parts.append("violations:\n" + "\n".join(f"  - {v}" for v in self.violations))
         parts.append("timeline:\n" + str(self.timeline))
-        seed = f" (seed={self.seed})" if self.seed is not None else ""
-        parts.append(f"replay{seed}:\n{self.replay()}")
+        where = (f" (inside otpy.testing.run(..., seed={self.seed}), with {self.root} the "
+                 f"tree's root)" if self.seed is not None else "")
+        parts.append(f"replay{where}:\n{self.replay()}")
         return "\n".join(parts)
 
     def check(self) -> None:
@@ -759,20 +760,26 @@ class _Checker:
                 continue
             del self.names[name]
             if self.node.local(held.pid) is not None:
+                if held.table is not None and self.node.registries.get(
+                        name.registry) is not held.table:
+                    self.violation(f"{_name_text(name)} went with its registry, which exited: "
+                                   f"{held.desc} still runs, without its name")
                 continue  # it let the name go itself
             reason = self.dead.get(held.pid)
             back = self._slot_running(held)
             if not held.own:
                 back = back and reason is not None and not isinstance(reason, Normal | Shutdown)
             if back:
-                again = "restarted" if held.own else "tree is running again"
+                again = "it was restarted" if held.own else "the tree is running again"
                 self.violation(f"{_name_text(name)} is not registered any more: {held.desc} "
-                               f"held it and exited ({_reason_text(reason)}); the {again} "
+                               f"held it and exited ({_reason_text(reason)}); {again} "
                                f"but nobody registered the name again")
         for name, pid in now.items():
             if pid in tree or pid in self.ever:
                 found = self._held(pid)
                 if found is not None:
+                    if isinstance(name, Via):
+                        found.table = self.node.registries.get(name.registry)
                     self.names[name] = found
 
     def _held(self, pid: Pid) -> _Held | None:
@@ -839,6 +846,7 @@ class _Held:
     child: ModelChild
     path: tuple[Any, ...] | None
     desc: str
+    table: Any = None  # a Via name's registry table
 
 
 def _id_text(child: ModelChild) -> str:
@@ -1009,7 +1017,7 @@ async def inject(
     root_pid = root if isinstance(root, Pid) else node.resolve(root)
     if root_pid is None or node.local(root_pid) is None:
         raise ValueError(f"the root {root!r} is not a live process")
-    report = Report(faults, root=root_name or "root")
+    report = Report(faults, root=root_name or "root", seed=rec.seed)
     if not isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
         report.origin = trio.current_time()  # a real clock: times from the start of inject
     checker: _Checker | None = rec.checker

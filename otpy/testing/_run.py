@@ -110,6 +110,7 @@ class Recorder:
         self.ever_supervisors: set[Pid] = set()
         self.checker: Any = None  # the inject state of this node (see _faults)
         self.changed: trio.Event | None = None  # set by the next event
+        self.seed: int | None = None  # the scheduler seed, under `run`
         # supervisor events and exits of supervisors and their children
         self.activity = 0
 
@@ -213,7 +214,8 @@ def run(
     seed_scheduler(seed)
 
     async def recorded(*a: Any) -> T:
-        with record():
+        with record() as rec:
+            rec.seed = seed
             return await main(*a)
 
     if clock is None and virtual:
