@@ -3,7 +3,10 @@
 A `Registry` is a process that owns a table; reads and writes on the table
 are plain synchronous operations (like Elixir's ETS-backed registry, without
 a round trip through the owner). An entry belongs to the process that
-registered it and vanishes the moment that process exits.
+registered it and vanishes the moment that process exits. As in Elixir, a
+registering process is linked to the registry (which traps exits) until its
+last key goes: a registry that crashes takes its registrants with it, and
+their supervisors start them again in the new table.
 
 `Via(registry, key)` is a name: usable as ``name=`` when starting a server
 and as a send / call target. `Global(name)` is a name unique across connected
@@ -27,11 +30,12 @@ __all__ = ["Global", "Registry", "Via"]
 
 
 class _Table:
-    __slots__ = ("entries", "keys", "meta", "name")
+    __slots__ = ("entries", "keys", "meta", "name", "owner")
 
-    def __init__(self, name: Any, keys: str) -> None:
+    def __init__(self, name: Any, keys: str, owner: Pid | None = None) -> None:
         self.name = name
         self.keys = keys
+        self.owner = owner  # the registry process, linked to every registrant
         # key -> {pid: value}  (unique registries hold at most one pid per key)
         self.entries: dict[Any, dict[Pid, Any]] = {}
         self.meta: dict[Any, Any] = {}
@@ -59,6 +63,7 @@ def _table(node: Node, registry: Any) -> _Table:
 class Registry(GenServer):
     """A local key/value registry of processes (``keys="unique"|"duplicate"``)."""
 
+    trap_exits = True  # registrants are linked to it; their exits are not its own
     table: _Table
 
     @classmethod
@@ -104,7 +109,7 @@ class Registry(GenServer):
         node = proc.node
         if name in node.registries:
             raise ValueError(f"registry {name!r} already exists")
-        table = self.table = _Table(name, keys)
+        table = self.table = _Table(name, keys, proc.pid)
         table.meta.update(meta)
         node.registries[name] = table
 
@@ -143,6 +148,7 @@ class Registry(GenServer):
             del owners[proc.pid]
             if not owners:
                 del table.entries[key]
+            _unlink_if_unregistered(proc, table)
 
     @staticmethod
     def lookup(registry: Any, key: Any) -> list[tuple[Pid, Any]]:
@@ -210,10 +216,19 @@ def _register(proc: Process, table: _Table, key: Any, value: Any) -> None:
         holder = next(iter(owners))
         raise ValueError(f"key {key!r} is already registered in {table.name!r}", holder)
     owners[proc.pid] = value
+    if table.owner is not None and table.owner != proc.pid:
+        proc.node.link(proc, table.owner)
     if proc.cleanups is None:
         proc.cleanups = [table.drop_pid]
     elif table.drop_pid not in proc.cleanups:
         proc.cleanups.append(table.drop_pid)
+
+
+def _unlink_if_unregistered(proc: Process, table: _Table) -> None:
+    """Unlink a process from the registry once it holds no key there."""
+    pid = proc.pid
+    if table.owner is not None and not any(pid in o for o in table.entries.values()):
+        proc.node.unlink(proc, table.owner)
 
 
 @attrs.frozen
@@ -247,7 +262,10 @@ class Via:
         """Remove every entry under the key."""
         table = node.registries.get(self.registry)
         if table is not None:
-            table.entries.pop(self.key, None)
+            for pid in table.entries.pop(self.key, {}):
+                proc = node.local(pid)
+                if proc is not None:
+                    _unlink_if_unregistered(proc, table)
 
 
 @attrs.frozen

@@ -266,11 +266,13 @@ async def test_30_async_stream_nolink_reports_crashes() -> None:
 
 async def test_a_killed_registry_is_restarted_with_a_fresh_table() -> None:
     async with otpy.open_node():
+        otpy.trap_exits(True)  # registering linked us to the registry (as in Elixir)
         sup = await otpy.Supervisor.start_link([Registry.child_spec("reg")])
         Registry.register("reg", "old-key")
         old = otpy.whereis("reg")
         assert old is not None
         otpy.exit(old, otpy.Kill())  # no terminate runs
+        assert await otpy.receive(Exit, timeout=1) == Exit(old, otpy.Killed())
         await trio.testing.wait_all_tasks_blocked()
         new = otpy.whereis("reg")
         assert new not in (None, old)
