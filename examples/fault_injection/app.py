@@ -137,12 +137,13 @@ async def demo() -> None:
         with tempfile.TemporaryDirectory() as home:
             options = {"env": {"HOME": home, "CLAUDE_CONFIG_DIR": f"{home}/.claude",
                                **fake.env()}, "cwd": home}
-            await start(options)
+            app = await start(options)
             print(await otpy.call("orders", ("order", "book")))
             print(await otpy.call("orders", ("order", "pen")))
             print(await otpy.call(otpy.Via("names", "email"), "sent"))
             triage = otpy.Via("names", "triage")
             print(await claudecode.stream(triage, "a customer asks").final_text())
+            await otpy.stop(app)  # in order: the sessions end their CLIs before HOME goes
 
 
 if __name__ == "__main__":

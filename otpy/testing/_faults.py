@@ -297,6 +297,8 @@ class _Checker:
         self.reported_leaks: set[Pid] = set()
         self.pid_child: dict[Pid, ModelChild] = {}  # every pid a child ever had
         self.labels: dict[Pid, str] = {}  # descriptions of named processes
+        self.paths: dict[SupervisorModel, str] = {}
+        self.touched: set[SupervisorModel] = set()  # supervisors with events to compare
         self.names: dict[Any, _Held] = {}
         self.sup_of: dict[ModelChild, SupervisorModel] = {}
         self.violations: list[str] = []
@@ -310,6 +312,15 @@ class _Checker:
     # ---------------------------------------------------------- naming
 
     def path(self, model: SupervisorModel) -> str:
+        found = self.paths.get(model)
+        if found is not None:
+            return found
+        text = self._path(model)
+        if model in self.parent or model is self.root:
+            self.paths[model] = text  # the chain above a model never changes
+        return text
+
+    def _path(self, model: SupervisorModel) -> str:
         parts: list[str] = []
         m = model
         while m in self.parent:
@@ -321,6 +332,8 @@ class _Checker:
 
     def set_root(self, pid: Pid, name: str) -> None:
         """Make the model of ``pid`` the root (None when it is not a supervisor)."""
+        self.paths.clear()
+        self.touched = set(self.models.values())
         self.root = self.models.get(pid)
         self.root_pid = pid
         self.root_name = name
@@ -374,6 +387,9 @@ class _Checker:
             self.index += 1
             handler = getattr(self, f"_on_{entry.kind}", None)
             if handler is not None:
+                sup = self.models.get(entry.meta.get("supervisor"))  # type: ignore[arg-type]
+                if sup is not None:
+                    self.touched.add(sup)
                 handler(entry, strict)
 
     def _on_init(self, e: Entry, strict: bool) -> None:
@@ -571,6 +587,8 @@ class _Checker:
             self.pending.pop(model, None)
         why = self.expect_exit.pop(pid, None)
         found = self.owner.pop(pid, None)
+        if found is not None:
+            self.touched.add(found[0])
         if found is None:
             if pid in self.ever:
                 self.note(e.t, "exit", f"{desc} {_reason_text(reason)}")
@@ -630,9 +648,15 @@ class _Checker:
         if not root.alive:
             return
         stack = [root]
+        touched, self.touched = self.touched, set()
         while stack:
             sup = stack.pop(0)
             assert sup.pid is not None
+            for c in sup.children:
+                if c.pid is not None and c.running and c.model is not None and c.model.alive:
+                    stack.append(c.model)
+            if sup not in touched:
+                continue  # no event since it was last compared: it cannot have changed
             try:
                 rows = await call(sup.pid, ("which_children",), None)
             except Exception as exc:  # it died under us: the next window sees the exit
@@ -651,8 +675,6 @@ class _Checker:
             for c in sup.children:
                 if c.pid is not None and c.running:
                     self.ever.add(c.pid)
-                    if c.model is not None and c.model.alive:
-                        stack.append(c.model)
 
     def tree_pids(self) -> list[Pid]:
         """The tree's live processes in the stable order `Fault.target` ints index."""
@@ -1085,8 +1107,6 @@ async def _window(checker: _Checker, root_pid: Pid, invariants: Sequence[Invaria
     await checker.compare(root_pid)
     tree = checker.closure()
     checker.ever |= tree
-    for pid in tree:
-        checker.describe(pid)
     if names:
         checker.check_names(tree)
     if leaks:

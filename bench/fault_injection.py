@@ -1,0 +1,254 @@
+"""Fault injection speed: faults per second into a live tree, hypothesis examples per second.
+
+    python bench/fault_injection.py                  # 3 rounds, medians
+    python bench/fault_injection.py --faults 500 --examples 50 --rounds 1
+
+1. ``faults/s``: `otpy.testing.inject` applies N faults (kill / crash /
+   normal / shutdown on drawn targets, 10 ms apart) to a 50-process tree on
+   virtual time — every fault settled and checked against the model (names,
+   leaks and tasks too). Next to it, the same faults applied by a bare loop
+   (``otpy.exit`` + `settle`, no checks): the cost of the checks.
+2. ``examples/s``: hypothesis runs a property over a 3-level tree (root, three
+   supervisors, a nested supervisor and a DynamicSupervisor; 20 processes)
+   with schedules of exactly 20 faults, through `inject`. Next to it, the
+   hand-driven model test of ``tests/test_supervisor_model.py`` (the shape the
+   project's model test had before this toolkit: a flat supervisor, 0-20
+   exits per example, each made by a call, compared with the model after
+   each step).
+
+Each measurement runs in a fresh OS process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+# ------------------------------------------------------------------ trees
+
+
+def _worker_class() -> Any:
+    import otpy
+
+    class Worker(otpy.GenServer):
+        async def handle_call(self, request: Any, caller: Any) -> Any:
+            raise otpy.Stop(request, reply="ok")  # used by the hand-written test
+
+        async def handle_info(self, message: Any) -> None:
+            return None
+
+    return Worker
+
+
+def fifty(Worker: Any) -> list[Any]:
+    """Root + 4 supervisors + 44 workers (+ the caller): a 50-process tree."""
+    import otpy
+
+    def workers(prefix: str, n: int) -> list[Any]:
+        return [Worker.child_spec(id=f"{prefix}{i}", name=f"{prefix}{i}" if i % 3 == 0 else None,
+                                  restart=("permanent", "transient")[i % 2]) for i in range(n)]
+
+    return [
+        otpy.Supervisor.child_spec(workers("a", 11), "one_for_one", 10**6, 1.0, id="a"),
+        otpy.Supervisor.child_spec(workers("b", 11), "one_for_all", 10**6, 1.0, id="b"),
+        otpy.Supervisor.child_spec(workers("c", 11), "rest_for_one", 10**6, 1.0, id="c"),
+        otpy.Supervisor.child_spec(workers("d", 11), "one_for_one", 10**6, 1.0, id="d"),
+    ]
+
+
+def three_level(Worker: Any) -> list[Any]:
+    """A 3-level tree of 20 processes with every strategy and a DynamicSupervisor."""
+    import otpy
+
+    def workers(prefix: str, n: int, restart: str = "permanent") -> list[Any]:
+        return [Worker.child_spec(id=f"{prefix}{i}", restart=restart) for i in range(n)]
+
+    nested = otpy.Supervisor.child_spec(workers("n", 3, "transient"), "rest_for_one", 5, 5.0,
+                                        id="nested")
+    return [
+        otpy.Supervisor.child_spec([*workers("a", 3), nested], "one_for_one", 5, 5.0, id="a"),
+        otpy.Supervisor.child_spec(workers("b", 4), "one_for_all", 3, 2.0, id="b"),
+        otpy.DynamicSupervisor.child_spec(id="dyn", name="dyn", max_restarts=5),
+        otpy.Supervisor.child_spec(workers("c", 3, "temporary"), "rest_for_one", 3, 5.0, id="c"),
+    ]
+
+
+# ------------------------------------------------------------ measurements
+
+
+def faults_per_second(n: int, checked: bool) -> dict[str, float]:
+    import otpy
+    import otpy.testing as ot
+
+    logging.disable(logging.CRITICAL)
+    Worker = _worker_class()
+    rnd = random.Random(1)
+    actions = ["kill", "crash", "normal", "shutdown"]
+    # targets 1..48: any process of the tree but the root (killing it would end the run)
+    schedule = [ot.Fault(0.01, 1 + rnd.randrange(48), rnd.choice(actions)) for _ in range(n)]
+
+    async def main() -> dict[str, float]:
+        otpy.trap_exits(True)
+        sup = await otpy.Supervisor.start_link(fifty(Worker), "one_for_one", 10**6, 1.0)
+        count = len(otpy.testing._run.recorder().node.procs)  # type: ignore[union-attr]
+        t0 = time.perf_counter()
+        if checked:
+            report = await ot.inject(sup, schedule)
+            assert report.ok and report.applied == n, str(report)[:2000]
+        else:
+            checker = ot._faults._Checker(ot._run.recorder())  # type: ignore[arg-type]
+            checker.process(strict=False)
+            checker.set_root(sup, "root")
+            for fault in schedule:
+                await otpy.testing._run.trio.sleep(fault.at)
+                pids = checker.tree_pids()
+                otpy.exit(pids[fault.target % len(pids)], otpy.Kill())
+                await ot.settle()
+                checker.process(strict=False)
+        elapsed = time.perf_counter() - t0
+        return {"faults_per_s": n / elapsed, "processes": count}
+
+    return ot.run(main)
+
+
+def examples_per_second(n: int) -> dict[str, float]:
+    from hypothesis import HealthCheck, given, settings
+
+    import otpy
+    import otpy.testing as ot
+
+    logging.disable(logging.CRITICAL)
+    Worker = _worker_class()
+    done = [0]
+
+    async def main(schedule: list[Any]) -> ot.Report:
+        sup = await otpy.Supervisor.start_link(three_level(Worker), "one_for_one", 5, 5.0)
+        for k in range(3):
+            await otpy.DynamicSupervisor.start_child("dyn", Worker.child_spec(
+                id=None, restart=("permanent", "transient", "temporary")[k]))
+        return await ot.inject(sup, schedule)
+
+    @settings(max_examples=n, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(ot.faults(max_faults=20, min_faults=20))
+    def prop(schedule: list[Any]) -> None:
+        ot.run(main, schedule).check()
+        done[0] += 1
+
+    t0 = time.perf_counter()
+    prop()
+    return {"examples_per_s": done[0] / (time.perf_counter() - t0), "examples": done[0]}
+
+
+def hand_written_examples_per_second(n: int) -> dict[str, float]:
+    """The hand-driven model test of ``tests/test_supervisor_model.py``, timed."""
+    import trio.testing
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    import otpy
+    from otpy.testing import SupervisorModel
+
+    logging.disable(logging.CRITICAL)
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_supervisor_model import REASONS, Child, run_real
+
+    done = [0]
+
+    @settings(max_examples=n, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(
+        strategy=st.sampled_from(["one_for_one", "one_for_all", "rest_for_one"]),
+        max_restarts=st.integers(0, 4),
+        max_seconds=st.sampled_from([1.0, 2.0, 5.0, 10.0]),
+        restarts=st.lists(st.sampled_from(("permanent", "transient", "temporary")),
+                          min_size=1, max_size=5),
+        schedule=st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0, 2.5, 6.0]),
+                                    st.integers(0, 4),
+                                    st.sampled_from(["crash", "normal", "shutdown"])),
+                          max_size=20),
+    )
+    def prop(strategy: str, max_restarts: int, max_seconds: float, restarts: list[str],
+             schedule: list[tuple[float, int, str]]) -> None:
+        clock = trio.testing.MockClock()
+        observations = otpy.run(run_real, strategy, max_restarts, max_seconds, restarts,
+                                schedule, clock, clock=clock, shutdown_timeout=1.0)
+        model = SupervisorModel.of(
+            [otpy.ChildSpec(f"c{i}", (Child.start_link, (), {}), restart=r)  # type: ignore[arg-type]
+             for i, r in enumerate(restarts)], strategy, max_restarts, max_seconds)
+        now = 0.0
+        for (dt, _, _), observed in zip(schedule, observations, strict=True):
+            now += dt
+            if observed is None:
+                continue
+            child_id, reason, real_state = observed
+            model.exit(child_id, REASONS[reason], now)
+            alive, children = model.observe()
+            assert real_state == (alive, children if alive else [])
+        done[0] += 1
+
+    t0 = time.perf_counter()
+    prop()
+    return {"examples_per_s": done[0] / (time.perf_counter() - t0), "examples": done[0]}
+
+
+MEASURES = {
+    "inject": lambda a: faults_per_second(a.faults, True),
+    "bare": lambda a: faults_per_second(a.faults, False),
+    "examples": lambda a: examples_per_second(a.examples),
+    "hand": lambda a: hand_written_examples_per_second(a.examples),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--faults", type=int, default=2000)
+    ap.add_argument("--examples", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(MEASURES[args.one](args)))
+        return
+    results: dict[str, list[dict[str, float]]] = {}
+    for r in range(args.rounds):
+        for name in MEASURES:
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", name, "--faults", str(args.faults),
+                 "--examples", str(args.examples)],
+                capture_output=True, text=True, check=True, cwd=ROOT)
+            results.setdefault(name, []).append(json.loads(out.stdout))
+            print(f"round {r + 1} {name}: {out.stdout.strip()}", file=sys.stderr)
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(m[key] for m in results[name])
+
+    inject, bare = med("inject", "faults_per_s"), med("bare", "faults_per_s")
+    ex, hand = med("examples", "examples_per_s"), med("hand", "examples_per_s")
+    procs = int(results["inject"][0]["processes"])
+    print(f"\nMedians over {args.rounds} rounds (python {sys.version.split()[0]})\n")
+    print("| measurement | value | goal | met |")
+    print("|---|---|---|---|")
+    print(f"| inject: faults/s into a {procs}-process tree, virtual time, all checks | "
+          f"{inject:,.0f} | >= 2,000 | {'yes' if inject >= 2000 else 'no'} |")
+    print(f"| bare loop: exit + settle, no checks (same faults) | {bare:,.0f} | | |")
+    print(f"| hypothesis examples/s, 3-level tree, 20-fault schedules (inject) | {ex:,.1f} | "
+          f">= 20 | {'yes' if ex >= 20 else 'no'} |")
+    print(f"| hand-written model test before the toolkit (flat tree, 0-20 exits) | "
+          f"{hand:,.1f} | | |")
+
+
+if __name__ == "__main__":
+    main()
