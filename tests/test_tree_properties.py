@@ -134,10 +134,10 @@ def supervisor(draw: st.DrawFn, depth: int, path: str, names: bool) -> otpy.Chil
 
 async def start_tree(spec: otpy.ChildSpec, registry: bool, dynamic: int) -> otpy.Pid:
     children, strategy, max_restarts, max_seconds = spec.start[1]
-    if registry:  # the registries come first, as in an application
+    if registry:  # the registries come first, as in an application (any strategy works:
+        # a registry that crashes takes its registrants with it)
         children = [otpy.Registry.child_spec("names"),
                     otpy.Registry.child_spec("topics", keys="duplicate"), *children]
-        strategy = "rest_for_one" if strategy == "one_for_one" else strategy
     sup = await otpy.Supervisor.start_link(children, strategy, max_restarts, max_seconds)
     for name in otpy.registered():
         if name.startswith("dyn"):
@@ -176,11 +176,15 @@ CLI = install_cli().path
 
 async def run_sessions(kinds: list[str | None], restarts: int, schedule: list[ot.Fault]
                        ) -> ot.Report:
-    await otpy.Registry.start_link("names")
     configs = [{"name": name_of(kind, f"agent{i}"), "cli_path": CLI}
                if kind else {"cli_path": CLI} for i, kind in enumerate(kinds)]
-    sup = await claudecode.Supervisor.start_link(configs, max_restarts=restarts,
-                                                 max_seconds=5)
+    # Sessions trap exits: a registry that goes does not take them along, so
+    # the registry comes first and rest_for_one starts them again after it.
+    sup = await otpy.Supervisor.start_link(
+        [otpy.Registry.child_spec("names"),
+         claudecode.Supervisor.child_spec(configs, max_restarts=restarts, max_seconds=5,
+                                          id="sessions")],
+        strategy="rest_for_one", max_restarts=restarts, max_seconds=5)
     return await ot.inject(sup, schedule)
 
 

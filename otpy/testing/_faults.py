@@ -782,8 +782,9 @@ class _Checker:
                 continue
             del self.names[name]
             if self.node.local(held.pid) is not None:
+                gone = self.dead.get(getattr(held.table, "owner", None))  # type: ignore[arg-type]
                 if held.table is not None and self.node.registries.get(
-                        name.registry) is not held.table:
+                        name.registry) is not held.table and not isinstance(gone, Normal):
                     self.violation(f"{_name_text(name)} went with its registry, which exited: "
                                    f"{held.desc} still runs, without its name")
                 continue  # it let the name go itself
