@@ -18,23 +18,26 @@ certificates.
 otpy[testing]``); they are imported on first use.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from otpy.testing._certificates import make_test_certificates
-from otpy.testing._dist_faults import Cut, Heal, Partition
-from otpy.testing._faults import (
-    Action,
-    Fault,
-    FaultContext,
-    InjectedFault,
-    Pause,
-    Report,
-    Timeline,
-    TimelineEntry,
-    inject,
-)
-from otpy.testing._model import ModelChild, Reaction, SupervisorModel
-from otpy.testing._run import Recorder, record, run, seed_scheduler, settle
+if TYPE_CHECKING:
+    from otpy.testing._certificates import make_test_certificates
+    from otpy.testing._dist_faults import Cut, Heal, Partition
+    from otpy.testing._faults import (
+        Action,
+        Fault,
+        FaultContext,
+        InjectedFault,
+        Pause,
+        Report,
+        Timeline,
+        TimelineEntry,
+        inject,
+    )
+    from otpy.testing._machine import TreeMachine, invariant
+    from otpy.testing._model import ModelChild, Reaction, SupervisorModel
+    from otpy.testing._run import Recorder, record, run, seed_scheduler, settle
+    from otpy.testing._strategies import faults
 
 __all__ = [
     "Action",
@@ -63,7 +66,20 @@ __all__ = [
     "settle",
 ]
 
-_LAZY = {"faults": "_strategies", "TreeMachine": "_machine", "invariant": "_machine"}
+# Imported on first use: the pytest plugin lives in this package, and a test
+# run that never injects a fault should not pay for (or need) any of it.
+_LAZY = {
+    "make_test_certificates": "_certificates",
+    "Cut": "_dist_faults", "Heal": "_dist_faults", "Partition": "_dist_faults",
+    "Action": "_faults", "Fault": "_faults", "FaultContext": "_faults",
+    "InjectedFault": "_faults", "Pause": "_faults", "Report": "_faults",
+    "Timeline": "_faults", "TimelineEntry": "_faults", "inject": "_faults",
+    "TreeMachine": "_machine", "invariant": "_machine",
+    "ModelChild": "_model", "Reaction": "_model", "SupervisorModel": "_model",
+    "Recorder": "_run", "record": "_run", "run": "_run", "seed_scheduler": "_run",
+    "settle": "_run",
+    "faults": "_strategies",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -75,3 +91,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(f"otpy.testing.{module}"), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -16,9 +16,13 @@ Fixtures that start real things for a test, and stop them after:
   ``claudecode.testing.no_orphan_clis`` checks that no CLI outlived its session.
 * ``sandbox_node``: a ``claudecode sandbox`` node (`SandboxNode`).
 
-Hypothesis profiles ``dev`` (quick), ``ci`` (derandomized, a few minutes for
-a suite of tree properties) and ``deep`` (10,000 examples): pick one with
-``--hypothesis-profile=deep`` or the ``OTPY_HYPOTHESIS_PROFILE`` variable.
+The module imports nothing of otpy's testing toolkit until a fixture runs,
+so the plugin costs a test session nothing when unused.
+
+Hypothesis profiles ``dev`` (quick), ``ci`` (derandomized, a few minutes
+for a suite of tree properties) and ``deep`` (10,000 examples): pick one
+with ``--hypothesis-profile=deep`` or the ``OTPY_HYPOTHESIS_PROFILE``
+variable.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from otpy.testing._peers import Epmd, ErlNode, PyNode, SandboxNode, unique
+if TYPE_CHECKING:
+    from otpy.testing._peers import Epmd, ErlNode, PyNode, SandboxNode
 
 COOKIE = "otpy-test-cookie"
 TICK = 1.0
@@ -61,6 +66,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def otpy_epmd() -> Iterator[Epmd]:
     """A private EPMD for the session's distributed fixtures."""
+    from otpy.testing._peers import Epmd
+
     epmd = Epmd()
     yield epmd
     epmd.stop()
@@ -77,6 +84,8 @@ def _otpy_node_options(request: pytest.FixtureRequest, otpy_cookie: str) -> dict
     wanted = {"erl_node", "py_nodes", "sandbox_node"} & set(request.fixturenames)
     if not wanted:
         return {}
+    from otpy.testing._peers import unique
+
     epmd: Epmd = request.getfixturevalue("otpy_epmd")
     return {"node": f"{unique('test')}@localhost", "cookie": otpy_cookie,
             "epmd_port": epmd.port, "net_ticktime": TICK}
@@ -103,6 +112,8 @@ async def otpy_node(_otpy_node_options: dict[str, Any]) -> AsyncIterator[Any]:
 @pytest.fixture
 def erl_node(otpy_epmd: Epmd, otpy_cookie: str) -> Iterator[ErlNode]:
     """A real ``erl`` node on the private EPMD (stopped after the test)."""
+    from otpy.testing._peers import ErlNode
+
     node = ErlNode(otpy_epmd.port, otpy_cookie, extra_args=("-kernel", "net_ticktime", "4"))
     yield node
     node.stop()
@@ -112,6 +123,8 @@ def erl_node(otpy_epmd: Epmd, otpy_cookie: str) -> Iterator[ErlNode]:
 def py_nodes(request: pytest.FixtureRequest, otpy_epmd: Epmd,
              otpy_cookie: str) -> Iterator[list[PyNode]]:
     """Python peer nodes in other OS processes (two, or ``@pytest.mark.py_nodes(n)``)."""
+    from otpy.testing._peers import PyNode
+
     marker = request.node.get_closest_marker("py_nodes")
     count = int(marker.args[0]) if marker is not None and marker.args else 2
     nodes: list[PyNode] = []
@@ -127,6 +140,8 @@ def py_nodes(request: pytest.FixtureRequest, otpy_epmd: Epmd,
 @pytest.fixture
 def sandbox_node(otpy_epmd: Epmd, otpy_cookie: str, tmp_path: Path) -> Iterator[SandboxNode]:
     """A ``claudecode sandbox`` node (stopped after the test)."""
+    from otpy.testing._peers import SandboxNode
+
     node = SandboxNode(otpy_epmd.port, otpy_cookie, tmp_path, ticktime=TICK)
     yield node
     node.stop()
