@@ -394,6 +394,9 @@ async def start_child_process(
     pid, mref = node.spawn(body, (starter, *args), parent=proc, link=link, monitor=True,
                            trap_exits=trap)
     assert mref is not None
+    # The ack and the monitor's Down share one reference, so a process that dies
+    # before acking ends the wait at once (the body has not run yet).
+    starter.ref = ref = mref
     try:
         msg = await receive_reply(proc, ref, timeout)
     except Timeout:
