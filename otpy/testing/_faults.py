@@ -290,6 +290,7 @@ class _Checker:
         self.expect_stop: dict[SupervisorModel, deque[ModelChild]] = {}
         self.expect_start: dict[SupervisorModel, deque[ModelChild]] = {}
         self.expect_give_up: set[SupervisorModel] = set()
+        self.terminating: set[SupervisorModel] = set()  # told to shut down by their parent
         self.expect_exit: dict[Pid, str] = {}
         self.dead: dict[Pid, Any] = {}  # exited pids -> reason
         self.ever: set[Pid] = set()  # every pid ever seen in a checked tree
@@ -346,6 +347,7 @@ class _Checker:
         self.expect_stop.clear()
         self.expect_give_up.clear()
         self.expect_exit.clear()
+        self.terminating.clear()
 
     def child_path(self, model: SupervisorModel, child: ModelChild) -> str:
         return f"{self.path(model)}/{_id_text(child)}"
@@ -543,6 +545,12 @@ class _Checker:
         found = self.owner.get(pid)
         child = found[1] if found is not None and found[0] is sup else None
         queue = self.expect_stop.get(sup)
+        if sup in self.terminating and (not queue or child not in queue):
+            # its parent's shutdown signal reached it (after whatever was queued
+            # before it): it terminates its running children, newest first
+            self.terminating.discard(sup)
+            queue = self.expect_stop.setdefault(sup, deque())
+            queue.extend(c for c in sup.shut_down() if c not in queue)
         if child is not None and queue and child in queue:
             if queue[0] is not child and sup.kind == "supervisor" and strict:
                 self.violation(f"{self.path(sup)} shut {_id_text(child)} down before "
@@ -561,8 +569,8 @@ class _Checker:
                 child.model = nested
         nested = self.models.get(pid)
         if nested is not None and nested.alive:
-            # it terminates its own children, newest first, then exits
-            self.expect_stop.setdefault(nested, deque()).extend(nested.shut_down())
+            # it terminates its own children once it gets to the signal
+            self.terminating.add(nested)
         self.note(e.t, "stop", f"{self.describe(pid)}")
 
     def _on_exit(self, e: Entry, strict: bool) -> None:
@@ -585,8 +593,9 @@ class _Checker:
             self.expect_stop.pop(model, None)
             self.expect_start.pop(model, None)
             self.pending.pop(model, None)
+            self.terminating.discard(model)
         why = self.expect_exit.pop(pid, None)
-        found = self.owner.pop(pid, None)
+        found = self.owner.get(pid)  # kept: its supervisor may still shut it down
         if found is not None:
             self.touched.add(found[0])
         if found is None:
