@@ -347,6 +347,23 @@ def test_a_leaked_process_and_a_stuck_exit_are_violations() -> None:
     assert "was left behind: spawned by <0.3.0>" in report.violations[0]
 
 
+def test_a_process_that_shields_itself_from_its_exit_is_a_violation() -> None:
+    async def stubborn() -> None:
+        with trio.CancelScope(shield=True):  # the bug: an exit signal cannot end it
+            await trio.sleep(100)  # (for 100 virtual seconds, so the test can end)
+
+    async def start_stubborn() -> otpy.Pid:
+        return otpy.spawn(stubborn, link=True)
+
+    async def main() -> ot.Report:
+        sup = await otpy.Supervisor.start_link([otpy.ChildSpec("s", start_stubborn)])
+        return await ot.inject(sup, [Fault(0, ("s",), "kill")])
+
+    report = ot.run(main, shutdown_timeout=1.0)
+    assert any("was told to exit (Killed()) and is still running" in v
+               for v in report.violations), report
+
+
 def test_inject_needs_recorded_events_and_known_actions() -> None:
     async def unrecorded() -> None:
         sup = await otpy.Supervisor.start_link([])

@@ -39,6 +39,14 @@ def test_loading_the_plugin_imports_nothing_of_otpy() -> None:
                 and m != "otpy.testing._pytest_plugin"], loaded
 
 
+def test_the_plugin_registers_hypothesis_profiles() -> None:
+    from hypothesis import settings
+
+    assert settings.get_profile("dev").max_examples == 20
+    assert settings.get_profile("ci").derandomize
+    assert settings.get_profile("deep").max_examples == 10_000
+
+
 async def test_otpy_node_talks_to_a_real_erl_node(otpy_node: otpy.Node,
                                                   erl_node: ErlNode) -> None:
     assert otpy.node().startswith("test_")
