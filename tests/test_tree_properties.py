@@ -62,7 +62,10 @@ class Worker(otpy.GenServer):
         return request
 
     async def handle_info(self, message: Any) -> None:
-        return None
+        if isinstance(message, otpy.Exit) and not isinstance(message.reason, otpy.Normal):
+            # a linked process (its helper, its registry) died: so does it, as
+            # a trapping server that cannot do without it should
+            raise otpy.Stop(message.reason)
 
     async def terminate(self, reason: Any) -> None:
         if self.helper is not None:
