@@ -62,6 +62,9 @@ __all__ = [
 ]
 
 EXIT_ACTIONS = ("kill", "crash", "normal", "shutdown")
+#: Seconds a process may keep running after its registry exited, nameless,
+#: before it is a violation (a trapping holder runs its terminate first).
+NAME_GRACE = 5.0
 
 
 class InjectedFault(Exception):
@@ -301,6 +304,8 @@ class _Checker:
         self.paths: dict[SupervisorModel, str] = {}
         self.touched: set[SupervisorModel] = set()  # supervisors with events to compare
         self.names: dict[Any, _Held] = {}
+        # Via names whose registry died while their holder runs on: since when
+        self.orphaned_names: dict[Any, tuple[_Held, float]] = {}
         self.sup_of: dict[ModelChild, SupervisorModel] = {}
         self.violations: list[str] = []
         self.report: Report | None = None
@@ -789,6 +794,14 @@ class _Checker:
         for name, pid in now.items():
             if self.node.local(pid) is None:
                 self.violation(f"{_name_text(name)} points at {pid!r}, which is not alive")
+        t = trio.current_time()
+        for name, (held, since) in list(self.orphaned_names.items()):
+            if self.node.local(held.pid) is None or name in now:
+                del self.orphaned_names[name]  # it went too (after its terminate), or is back
+            elif t - since >= NAME_GRACE:
+                del self.orphaned_names[name]
+                self.violation(f"{_name_text(name)} went with its registry, which exited: "
+                               f"{held.desc} still runs, without its name")
         for name, held in list(self.names.items()):
             if name in now:
                 continue
@@ -797,8 +810,9 @@ class _Checker:
                 gone = self.dead.get(getattr(held.table, "owner", None))  # type: ignore[arg-type]
                 if held.table is not None and self.node.registries.get(
                         name.registry) is not held.table and not isinstance(gone, Normal):
-                    self.violation(f"{_name_text(name)} went with its registry, which exited: "
-                                   f"{held.desc} still runs, without its name")
+                    # a trapping holder may be on its way out (its terminate
+                    # runs): judged after NAME_GRACE seconds
+                    self.orphaned_names[name] = (held, t)
                 continue  # it let the name go itself
             reason = self.dead.get(held.pid)
             back = self._slot_running(held)
@@ -1101,6 +1115,10 @@ async def inject(
             await _window(checker, root_pid, invariants, names, leaks)
             if report.violations:
                 break
+        if checker.orphaned_names and not report.violations:
+            await trio.sleep(NAME_GRACE)  # judge the names still waiting for their holder
+            await settle(cushion=cushion)
+            await _window(checker, root_pid, invariants, names, leaks)
     finally:
         proc.trap = old_trap
         if not old_trap and proc.mailbox:
