@@ -100,6 +100,8 @@ def three_level(Worker: Any) -> list[Any]:
 
 
 def faults_per_second(n: int, checked: bool, mixed: bool = True) -> dict[str, float]:
+    import trio
+
     import otpy
     import otpy.testing as ot
 
@@ -113,7 +115,9 @@ def faults_per_second(n: int, checked: bool, mixed: bool = True) -> dict[str, fl
     async def main() -> dict[str, float]:
         otpy.trap_exits(True)
         sup = await otpy.Supervisor.start_link(fifty(Worker, mixed), "one_for_one", 10**6, 1.0)
-        count = len(otpy.testing._run.recorder().node.procs)  # type: ignore[union-attr]
+        from otpy.testing._run import recorder as rec
+
+        count = len(rec().node.procs)  # type: ignore[union-attr]
         t0 = time.perf_counter()
         if checked:
             report = await ot.inject(sup, schedule)
@@ -121,16 +125,19 @@ def faults_per_second(n: int, checked: bool, mixed: bool = True) -> dict[str, fl
             assert report.ok and report.applied == n and not skipped, str(report)[:2000]
         else:
             from otpy._process import current
+            from otpy.testing._checker import Checker
+            from otpy.testing._inject import _apply
+            from otpy.testing._run import recorder
 
-            checker = ot._faults._Checker(ot._run.recorder())  # type: ignore[arg-type]
+            checker = Checker(recorder())  # type: ignore[arg-type]
             checker.process(strict=False)
             checker.set_root(sup, "root")
             me = current()
             ctx = ot.FaultContext(me.node, me, checker, ot.Report([]))
             for fault in schedule:
-                await otpy.testing._run.trio.sleep(fault.at)
+                await trio.sleep(fault.at)
                 pids = checker.tree_pids()
-                await ot._faults._apply(ctx, fault.action, pids[fault.target % len(pids)])
+                await _apply(ctx, fault.action, pids[fault.target % len(pids)])
                 await ot.settle()
                 checker.process(strict=False)  # only to pick the next target
                 checker.reset_expectations()

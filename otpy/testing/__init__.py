@@ -32,8 +32,8 @@ if TYPE_CHECKING:
         Report,
         Timeline,
         TimelineEntry,
-        inject,
     )
+    from otpy.testing._inject import inject
     from otpy.testing._machine import TreeMachine, invariant
     from otpy.testing._model import ModelChild, Reaction, SupervisorModel
     from otpy.testing._run import Recorder, record, run, seed_scheduler, settle
@@ -73,7 +73,7 @@ _LAZY = {
     "Cut": "_dist_faults", "Heal": "_dist_faults", "Partition": "_dist_faults",
     "Action": "_faults", "Fault": "_faults", "FaultContext": "_faults",
     "InjectedFault": "_faults", "Pause": "_faults", "Report": "_faults",
-    "Timeline": "_faults", "TimelineEntry": "_faults", "inject": "_faults",
+    "Timeline": "_faults", "TimelineEntry": "_faults", "inject": "_inject",
     "TreeMachine": "_machine", "invariant": "_machine",
     "ModelChild": "_model", "Reaction": "_model", "SupervisorModel": "_model",
     "Recorder": "_run", "record": "_run", "run": "_run", "seed_scheduler": "_run",

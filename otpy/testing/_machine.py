@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from otpy._terms import Pid
-from otpy.testing._faults import EXIT_ACTIONS, Fault, Pause, Report, inject
+from otpy.testing._faults import EXIT_ACTIONS, Fault, Pause, Report
+from otpy.testing._inject import inject
 from otpy.testing._run import run
 
 __all__ = ["TreeMachine", "invariant"]
