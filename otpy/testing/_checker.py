@@ -78,6 +78,7 @@ class Checker:
         self.labels: dict[Pid, str] = {}  # descriptions of named processes
         self.paths: dict[SupervisorModel, str] = {}
         self.touched: set[SupervisorModel] = set()  # supervisors with events to compare
+        self._tree_cache: tuple[int, list[Pid]] = (-1, [])
         self.names: dict[Any, _Held] = {}
         # Via names whose registry died while their holder runs on: since when
         self.orphaned_names: dict[Any, tuple[_Held, float]] = {}
@@ -114,6 +115,7 @@ class Checker:
     def set_root(self, pid: Pid, name: str) -> None:
         """Make the model of ``pid`` the root (None when it is not a supervisor)."""
         self.paths.clear()
+        self._tree_cache = (-1, [])
         self.touched = set(self.models.values())
         self.root = self.models.get(pid)
         self.root_pid = pid
@@ -470,6 +472,14 @@ class Checker:
 
     def tree_pids(self) -> list[Pid]:
         """The tree's live processes in the stable order `Fault.target` ints index."""
+        mark = len(self.rec.entries)
+        if self._tree_cache[0] == mark:
+            return self._tree_cache[1]  # no spawn, exit or start since: the same tree
+        pids = self._tree_pids()
+        self._tree_cache = (mark, pids)
+        return pids
+
+    def _tree_pids(self) -> list[Pid]:
         root = self.root
         if root is None or not root.alive or root.pid is None:
             return []
@@ -492,8 +502,11 @@ class Checker:
 
     def closure(self) -> set[Pid]:
         """The tree's processes and everything linked to them (transitively)."""
-        found = set(self.tree_pids())
-        todo = list(found)
+        pids = self.tree_pids()
+        found = set(pids)
+        # tree_pids followed the links of the supervised processes already;
+        # only what the linked processes link to is left to follow
+        todo = [p for p in pids if p not in self.owner and p not in self.models]
         while todo:
             proc = self.node.local(todo.pop())
             if proc is None or not proc.links:
@@ -599,6 +612,9 @@ class Checker:
                                f"held it and exited ({_reason_text(reason)}); {again} "
                                f"but nobody registered the name again")
         for name, pid in now.items():
+            known = self.names.get(name)
+            if known is not None and known.pid == pid:
+                continue  # the same holder as last time
             if pid in tree or pid in self.ever:
                 found = self._held(pid)
                 if found is not None:
