@@ -483,14 +483,18 @@ class Checker:
         root = self.root
         if root is None or not root.alive or root.pid is None:
             return []
+        local = self.node.local
         order: list[Pid] = [root.pid]
+        procs = [local(root.pid)]
         for _sup, child in root.walk():
-            if child.running and child.pid is not None and self.node.local(child.pid):
-                order.append(child.pid)
+            if child.running and child.pid is not None:
+                proc = local(child.pid)
+                if proc is not None:
+                    order.append(child.pid)
+                    procs.append(proc)
         seen = set(order)
         linked: list[Pid] = []
-        for pid in order:
-            proc = self.node.local(pid)
+        for proc in procs:
             if proc is not None and proc.links:
                 for other in proc.links:
                     if other not in seen and other != self.caller_pid and \
