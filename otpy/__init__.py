@@ -52,6 +52,7 @@ from otpy._node import Node
 from otpy._process import receive
 from otpy._reasons import (
     CallError,
+    CallingSelf,
     Crash,
     Down,
     Exit,
@@ -77,6 +78,7 @@ from otpy._tls import TLSConfig
 __all__ = [
     "Atom",
     "CallError",
+    "CallingSelf",
     "ChildInfo",
     "ChildSpec",
     "Continue",

@@ -23,6 +23,7 @@ from otpy._reasons import (
     ProcessExit,
     Shutdown,
     as_reason,
+    leaf_exit,
 )
 from otpy._terms import Pid, Ref
 
@@ -362,8 +363,12 @@ async def open_node(
         except ProcessExit as exc:
             reason = exc.reason
         except BaseException as exc:
-            reason = Crash(exc) if isinstance(exc, Exception) else Shutdown("node stopped")
-            error = exc
+            exit_ = leaf_exit(exc)
+            if exit_ is not None:  # a task of the body exited it, inside a nursery's group
+                reason = exit_.reason
+            else:
+                reason = Crash(exc) if isinstance(exc, Exception) else Shutdown("node stopped")
+                error = exc
         finally:
             CURRENT.reset(token)
         if proc.pending is not None:
@@ -399,7 +404,6 @@ def _main_process(rt: Node) -> Process:
     """The process record of the task running the body of `open_node`."""
     pid = Pid(rt.name, next(rt._ids), 0, rt.creation)
     proc = Process(rt, pid, False)
-    proc.task = trio.lowlevel.current_task()
     pid._proc = proc
     rt.procs[pid.id] = proc
     return proc

@@ -16,11 +16,12 @@ import trio
 
 from otpy import _control as ctl
 from otpy._node import Node, NotRegisteredError
-from otpy._process import Process, current, flush_ref, receive, receive_reply
+from otpy._process import Process, current, receive, receive_reply
 from otpy._reasons import (
     KILL,
     NORMAL,
     CallError,
+    CallingSelf,
     Crash,
     Down,
     Exit,
@@ -460,6 +461,10 @@ async def call(server: Any, request: Any, timeout: float | None = 5.0) -> Any:
         if node.dist is not None and node.is_remote(pid):
             return await _remote_call(proc, node, pid, request, timeout)
         raise CallError(NoProc(), server, request)
+    if target is proc:
+        # Erlang: exit(calling_self). Another task of this process cannot
+        # serve it either: the process's server loop is this process.
+        raise CallError(CallingSelf(), server, request)
     ref = Ref.make(node.name, node.creation)
     by = target.monitored_by
     if by is None:
@@ -474,8 +479,6 @@ async def call(server: Any, request: Any, timeout: float | None = 5.0) -> Any:
     try:
         msg = await receive_reply(proc, ref, timeout)
     except Timeout:
-        aliases.discard(ref)
-        flush_ref(proc, ref)
         raise CallError(Timeout(), server, request) from None
     finally:
         aliases.discard(ref)
