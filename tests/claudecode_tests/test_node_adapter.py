@@ -472,3 +472,45 @@ async def _start_without_cwd(opts: dict[str, Any]) -> None:
         await claudecode.start_link(adapter=Node("x@localhost"),
                                     **{k: v for k, v in opts.items() if k != "cwd"})
 
+
+
+async def test_remote_sessions_from_many_tasks_of_one_process(
+        epmd_port: int, sandbox: Sandbox, opts: dict[str, Any], fake: FakeAnthropic) -> None:
+    """Streams to remote sessions from tasks of one process: two sessions in
+    parallel, two streams on one session FIFO, one task cancelled mid-stream."""
+    import math
+
+    fake.script(Turn([Text("never")], delay=math.inf), when=lambda r: r.last_user_text == "hold")
+    async with app_node(epmd_port):
+        a = await claudecode.start_link(adapter=Node(sandbox.name), **opts)
+        b = await claudecode.start_link(adapter=Node(sandbox.name), **opts)
+        got: dict[str, Any] = {}
+        holding = trio.Event()
+        doomed = trio.CancelScope()
+
+        async def hold() -> None:
+            with doomed:
+                async for message in claudecode.stream(a, "hold"):
+                    if isinstance(message, claudecode.SystemMessage):
+                        holding.set()
+            got["hold"] = "cancelled" if doomed.cancelled_caught else "finished"
+
+        async def ask(key: str, session: Any) -> None:
+            got[key] = await claudecode.stream(session, key).final_text()
+
+        async with trio.open_nursery() as n:
+            n.start_soon(hold)
+            with trio.fail_after(60):
+                await holding.wait()
+            n.start_soon(ask, "a-next", a)  # queued behind "hold" on session a
+            n.start_soon(ask, "b-1", b)
+            with trio.fail_after(60):
+                while "b-1" not in got:  # b answers while a is held
+                    await trio.sleep(0.05)
+            assert "a-next" not in got
+            doomed.cancel()  # abandoning "hold" interrupts it; a-next runs
+        assert got["hold"] == "cancelled"
+        assert got["b-1"] == "echo #2: b-1"
+        assert got["a-next"].endswith(": a-next")
+        await claudecode.stop(a)
+        await claudecode.stop(b)
