@@ -94,6 +94,11 @@ class Waiter:
         if self.leave():
             reschedule(self.task, Value(_TIMED_OUT))
 
+    def abort(self, _: Any) -> Abort:
+        """trio cancels the wait: stop waiting."""
+        self.leave()
+        return Abort.SUCCEEDED
+
 
 class Process:
     """Runtime state of one process. Not part of the public API."""
@@ -251,19 +256,14 @@ async def _park(proc: Process, pred: Callable[[Any], bool] | None, ref: Ref | No
         else:
             waiters.append(w)
     proc.budget = _BUDGET
+    if timeout is None:
+        return await wait_task_rescheduled(w.abort)
     timers = proc.node.timers
-    if timeout is not None:
-        w.handle = timers.add(w, timeout)
-
-    def abort(_: Any) -> Abort:
-        w.leave()
-        return Abort.SUCCEEDED
-
+    handle = w.handle = timers.add(w, timeout)
     try:
-        message = await wait_task_rescheduled(abort)
+        message = await wait_task_rescheduled(w.abort)
     finally:
-        if w.handle is not None:
-            timers.cancel(w.handle)
+        timers.cancel(handle)
     if message is _TIMED_OUT:
         raise Timeout()
     return message
