@@ -3,7 +3,8 @@
 Wall-clock ratios move with whatever else the machine runs; instruction
 counts do not. This runs two small workloads under ``valgrind
 --tool=callgrind`` at two sizes and reports the difference divided by the
-extra work, so start-up and imports cancel out:
+extra work, so start-up and imports cancel out (trio's scheduling shuffle and
+Python's hash seed are fixed, so a checkout gives the same count every run):
 
 - ring: 200 processes pass a token round (each hop a send, a wake-up, a
   receive);
@@ -30,6 +31,11 @@ HERE = Path(__file__).resolve().parent
 WORKLOAD = '''
 import sys
 import otpy
+import trio
+
+# trio shuffles each scheduling batch with its own random generator: seed it so
+# that two runs of one checkout take the same path (trio 0.35: trio._core._run._r).
+trio._core._run._r.seed(0)
 
 class Echo(otpy.GenServer):
     async def handle_call(self, request, caller):
@@ -74,7 +80,8 @@ def count(checkout: Path, script: Path, kind: str, n: int) -> int:
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}",
              sys.executable, str(script), kind, str(n)],
-            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(checkout)},
+            capture_output=True, text=True,
+            env={**os.environ, "PYTHONPATH": str(checkout), "PYTHONHASHSEED": "0"},
             cwd=tempfile.gettempdir(), check=True)
     found = re.search(r"Collected : (\d+)", proc.stderr)
     assert found, proc.stderr[-500:]
