@@ -124,7 +124,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         with open(args.cookie_file) as f:
             cookie = f.read().strip()
     else:
-        from otpy._dist import default_cookie
+        from otpy.dist._cookie import default_cookie
 
         cookie = default_cookie()  # $OTPY_COOKIE, else ~/.erlang.cookie
     options: dict[str, object] = {"net_ticktime": args.net_ticktime,

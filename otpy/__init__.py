@@ -33,7 +33,6 @@ from otpy._api import (
     unregister,
     whereis,
 )
-from otpy._control import RemoteError, register_reason
 from otpy._dynamic_supervisor import DynamicSupervisor
 from otpy._genserver import (
     Continue,
@@ -73,7 +72,8 @@ from otpy._registry import Global, Registry, Via
 from otpy._supervisor import ChildInfo, ChildSpec, Supervisor, SupervisorError
 from otpy._task import Task, TaskError, TaskSupervisor
 from otpy._terms import Atom, ImproperList, Pid, Port, Ref
-from otpy._tls import TLSConfig
+from otpy.dist._control import RemoteError, register_reason
+from otpy.dist._tls import TLSConfig
 
 __all__ = [
     "Atom",

@@ -387,8 +387,9 @@ async def open_node(
 async def _start_distribution(
     rt: Node, name: str, cookie: str | None, nursery: trio.Nursery, options: dict[str, Any]
 ) -> None:
-    from otpy._dist import Distribution, default_cookie
-    from otpy.rpc import start_system_servers
+    from otpy.dist._cookie import default_cookie
+    from otpy.dist._distribution import Distribution
+    from otpy.dist.rpc import start_system_servers
 
     allow = options.pop("rpc_allow", ())
     dist = Distribution(rt, name, cookie if cookie is not None else default_cookie(),

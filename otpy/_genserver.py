@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import trio
 
-from otpy import _control as ctl
 from otpy._node import Node, NotRegisteredError
 from otpy._process import Process, current, receive, receive_reply
 from otpy._reasons import (
@@ -33,6 +32,7 @@ from otpy._reasons import (
     is_quiet,
 )
 from otpy._terms import Atom, Pid, Ref
+from otpy.dist import _control as ctl
 
 if TYPE_CHECKING:
     from otpy._supervisor import ChildSpec

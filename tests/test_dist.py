@@ -314,7 +314,7 @@ async def _global_is(peer: str, name: str, pid: otpy.Pid) -> bool:
 
 async def test_garbage_after_the_handshake_drops_only_that_connection(
         epmd: Epmd, py_peer: PyNode) -> None:
-    from otpy._handshake_io import ConnectionLost, connect_to_node
+    from otpy.dist._handshake_io import ConnectionLost, connect_to_node
 
     for garbage in (b"p\x83\x68\x03\x61", b"x-not-pass-through", b"p\x83\x6a\x83\x61\x01"):
         raw = await connect_to_node(py_peer.name, this_node=f"{unique('raw')}@localhost",
@@ -457,7 +457,7 @@ async def test_erl_links_both_ways_and_kill(epmd: Epmd, erl_peer: ErlNode) -> No
 
 
 def otpy_term(value: Any) -> bytes:
-    from otpy._etf import term_to_binary
+    from otpy.dist._etf import term_to_binary
 
     return term_to_binary(value)
 
@@ -571,8 +571,8 @@ async def test_tls_with_erl_inet_tls(epmd: Epmd, certs: Path) -> None:
 def test_registered_reasons_round_trip_typed_and_others_stay_terms() -> None:
     import attrs
 
-    from otpy._control import reason_to_term, term_to_reason
-    from otpy._etf import binary_to_term, term_to_binary
+    from otpy.dist._control import reason_to_term, term_to_reason
+    from otpy.dist._etf import binary_to_term, term_to_binary
 
     @otpy.register_reason
     @attrs.frozen

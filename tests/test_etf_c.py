@@ -1,4 +1,4 @@
-"""The C decoder (otpy._etf_c) against the pure-Python one (otpy._etf), differentially.
+"""The C decoder (otpy.dist._etf_c) against the pure-Python one (otpy.dist._etf), differentially.
 
 Both must give the same terms (same types, same values, pid/reference encodings
 cached only when right) and the same errors, on valid encodings, mutated ones
@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_etf import enc, mutate, terms
 
-from otpy import _etf
-from otpy._etf import ETFDecodeError, decode_term, term_to_binary
 from otpy._terms import Atom, ImproperList, MapKey, Pid, Ref
+from otpy.dist import _etf
+from otpy.dist._etf import ETFDecodeError, decode_term, term_to_binary
 
 
 def c_decode(data: bytes, pos: int = 0, depth: int = _etf.DEFAULT_MAX_DEPTH) -> Any:
@@ -85,7 +85,7 @@ def same_outcome(data: bytes, pos: int = 0, depth: int = _etf.DEFAULT_MAX_DEPTH)
 
 
 def test_the_extension_is_built_and_used() -> None:
-    from otpy import _etf_c
+    from otpy.dist import _etf_c
 
     assert _etf.C_DECODER
     assert _etf.decode_at is _etf_c.decode_at

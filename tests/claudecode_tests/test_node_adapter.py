@@ -430,7 +430,7 @@ async def test_missing_sandbox_errors_are_typed_and_quick(epmd_port: int,
                                         **opts)
         assert time.monotonic() - t0 < 2.5
         # a node that is registered but never answers the handshake: a timeout
-        from otpy._epmd_io import register
+        from otpy.dist._epmd_io import register
 
         async with trio.open_nursery() as nursery:
             listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")

@@ -7,7 +7,7 @@ node is registered; closing the returned `Registration` unregisters),
 ``epmd`` runs; `ensure_epmd` starts it only if nothing answers on the port.
 
 The EPMD port defaults to ``$ERL_EPMD_PORT`` or 4369, like ``erl``. All the
-protocol work is in `otpy._epmd`; this module only moves bytes.
+protocol work is in `otpy.dist._epmd`; this module only moves bytes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from types import TracebackType
 import attrs
 import trio
 
-from otpy._epmd import (
+from otpy.dist._epmd import (
     DEFAULT_EPMD_PORT,
     NODE_TYPE_HIDDEN,
     NODE_TYPE_NORMAL,

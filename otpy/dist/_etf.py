@@ -3,7 +3,7 @@
 This is the byte format of ``erlang:term_to_binary/1`` and of every message
 and control tuple that crosses an Erlang distribution connection. The codec is
 pure: it turns Python values into bytes and bytes into Python values, and
-never does I/O. Decoding runs in C when the optional extension ``otpy._etf_c``
+never does I/O. Decoding runs in C when the optional extension ``otpy.dist._etf_c``
 was built (`C_DECODER`); this module stays the reference, with the same results.
 
 - `term_to_binary` / `binary_to_term` work on complete binaries that start
@@ -744,7 +744,7 @@ def _py_decode_at(data: bytes, pos: int) -> tuple[Any, int]:
     """`decode_term` with the default limits, for a ``bytes`` buffer: the
     distribution layer's entry point (no argument checks, no compressed terms
     in first position — the caller checks the tag). `decode_at` is this, or
-    the same in C (`otpy._etf_c`) when that extension was built.
+    the same in C (`otpy.dist._etf_c`) when that extension was built.
 
     Args:
         data: the buffer.
@@ -760,12 +760,12 @@ def _py_decode_at(data: bytes, pos: int) -> tuple[Any, int]:
 
 
 def _load_c_decoder() -> Callable[..., tuple[Any, int]] | None:
-    """The C decoder (`otpy._etf_c`), set up with this module's caches and
+    """The C decoder (`otpy.dist._etf_c`), set up with this module's caches and
     handlers; None when it was not built or ``OTPY_PURE_PYTHON`` is set."""
     if os.environ.get("OTPY_PURE_PYTHON"):
         return None
     try:
-        from otpy import _etf_c
+        from otpy.dist import _etf_c
     except ImportError:
         return None
     _etf_c.setup(_ATOM_VALUES, _RAW_ATOMS, _PIDS, Ref, ImproperList, MapKey, ETFDecodeError,
@@ -774,7 +774,7 @@ def _load_c_decoder() -> Callable[..., tuple[Any, int]] | None:
 
 
 _c_decode_at = _load_c_decoder()
-#: Whether terms are decoded in C (`otpy._etf_c`); the results are the same either way.
+#: Whether terms are decoded in C (`otpy.dist._etf_c`); the results are the same either way.
 C_DECODER: Final = _c_decode_at is not None
 decode_at: Callable[[bytes, int], tuple[Any, int]] = _c_decode_at or _py_decode_at
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from otpy._etf import ETFDecodeError, decode_at, decode_term, term_ext, term_to_binary
+from otpy.dist._etf import ETFDecodeError, decode_at, decode_term, term_ext, term_to_binary
 from otpy._reasons import (
     Crash,
     ExitReason,

@@ -18,131 +18,39 @@ next send reconnects.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import secrets
 import ssl
-from collections import deque
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from otpy import _control as ctl
-from otpy._control import ControlError, reason_to_term, term_to_reason
-from otpy._epmd_io import Registration, ensure_epmd, register
-from otpy._etf import ETFDecodeError, decode_at, term_ext, term_to_binary
-from otpy._global import GlobalNames
-from otpy._handshake import HandshakeError, HandshakeRejected, simultaneous_status, split_node
-from otpy._handshake_io import ConnectionLost, DistConnection, accept, connect_to_node
 from otpy._process import flush_ref
 from otpy._reasons import NOPROC, Down, ExitReason, NoConnection, NodeDown
 from otpy._terms import Atom, Pid, Ref
-from otpy._tls import TLSConfig, tls_failure
+from otpy.dist import _control as ctl
+from otpy.dist._connection import Connection, remember
+from otpy.dist._control import ControlError, reason_to_term, term_to_reason
+from otpy.dist._epmd_io import Registration, ensure_epmd, register
+from otpy.dist._etf import ETFDecodeError, decode_at, term_ext, term_to_binary
+from otpy.dist._global import GlobalNames
+from otpy.dist._handshake import (
+    HandshakeError,
+    HandshakeRejected,
+    simultaneous_status,
+    split_node,
+)
+from otpy.dist._handshake_io import ConnectionLost, DistConnection, accept, connect_to_node
+from otpy.dist._tls import TLSConfig, tls_failure
 
 if TYPE_CHECKING:
     from otpy._node import Node
     from otpy._process import Process
 
-__all__ = ["Connection", "Distribution"]
+__all__ = ["CallHandle", "Distribution"]
 
 logger = logging.getLogger("otpy.dist")
-_K = TypeVar("_K")
-_V = TypeVar("_V")
 _EMPTY = Atom("")
-
-
-class Connection:
-    """One connection to a peer node (possibly still being set up)."""
-
-    def __init__(self, dist: Distribution, peer: Atom) -> None:
-        self.dist = dist
-        self.peer = peer
-        self.up = False
-        self.dc: DistConnection | None = None
-        self.outbox: deque[bytes] = deque()
-        self.wake = trio.Event()
-        self.ready = trio.Event()  # set once up, or closed
-        self.scope = trio.CancelScope()
-        self.closed = False
-        # (local pid, remote pid) pairs linked across this connection
-        self.links: set[tuple[Pid, Pid]] = set()
-        # our monitors of remote processes: ref -> (local watcher, target as given)
-        self.monitors: dict[Ref, tuple[Pid, Any]] = {}
-        # the peer's monitors of our processes: ref -> (remote watcher, local pid)
-        self.remote_monitors: dict[Ref, tuple[Pid, Pid]] = {}
-        self.node_watchers: dict[Pid, int] = {}
-        self.last_recv = trio.current_time()
-        self.sent_since_tick = False
-        self.unlink_ids = itertools.count(1)
-        # encoded b"p" + SEND control per destination pid (bounded)
-        self.send_heads: dict[Pid, bytes] = {}
-        # (caller, server) -> packet heads of a call's MONITOR_P, request and
-        # DEMONITOR_P, each completed by the call's reference or message (bounded)
-        self.call_heads: dict[tuple[Pid, Any], tuple[bytes, bytes, bytes]] = {}
-        # our replying pid -> packet head of ALIAS_SEND {33, Pid, ...} (bounded)
-        self.reply_heads: dict[Pid, bytes] = {}
-        # Direct writes: when the writer task is idle and nothing is queued, a
-        # packet is written to the socket by the sending task itself (one
-        # task switch less on a call's critical path); a burst in the same
-        # scheduler round is queued and batched by the writer instead.
-        self.fd: int | None = None
-        self.writing = False
-        self.direct_used = False
-        self.corked = 0
-        # Received bytes of an incomplete packet, and how many it needs.
-        self.rbuf = bytearray()
-        self.rneed = 0
-
-    def push(self, packet: bytes) -> None:
-        """Send a packet: written at once if the socket is idle, else queued (never blocks)."""
-        self.outbox.append(len(packet).to_bytes(4, "big") + packet)
-        self.sent_since_tick = True
-        if self.corked:
-            return
-        if self.fd is not None and not self.direct_used and not self.writing:
-            self.flush_direct()
-        elif not self.wake.is_set():
-            self.wake.set()
-
-    def push_later(self, packet: bytes) -> None:
-        """Queue a packet that need not leave at once (a demonitor): it goes out
-        with the next packet written, or when the writer next runs."""
-        self.outbox.append(len(packet).to_bytes(4, "big") + packet)
-        self.sent_since_tick = True
-        if not self.wake.is_set():
-            self.wake.set()
-
-    def flush_direct(self) -> None:
-        """Write what is queued straight to the socket, if the writer is idle."""
-        box = self.outbox
-        fd = self.fd
-        if box and fd is not None and not self.writing:
-            data = box[0] if len(box) == 1 else b"".join(box)
-            box.clear()
-            try:
-                n = os.write(fd, data)
-            except OSError:  # EAGAIN, or broken: the writer (and reader) will tell
-                n = 0
-            self.direct_used = True  # re-armed by the next packet read, or the writer
-            if n == len(data):
-                return
-            box.append(data[n:])
-        if not self.wake.is_set():
-            self.wake.set()  # the writer sends the rest
-
-    def uncork(self) -> None:
-        """End a batch that ``corked += 1`` started: send what it pushed, in one write."""
-        self.corked -= 1
-        if not self.corked and self.outbox:
-            if self.fd is not None and not self.direct_used and not self.writing:
-                self.flush_direct()
-            elif not self.wake.is_set():
-                self.wake.set()
-
-    def __repr__(self) -> str:
-        return f"<Connection {self.peer.name} {'up' if self.up else 'setting up'}>"
 
 
 #: What `Distribution.start_call` hands to `Distribution.end_call`: the
@@ -624,7 +532,7 @@ class Distribution:
 
     def _spawn_request(self, conn: Connection, control: tuple[Any, ...], args: Any) -> None:
         """SPAWN_REQUEST: what ``erpc`` (so ``rpc:call``) and ``spawn/4`` send."""
-        from otpy.rpc import spawn_target
+        from otpy.dist.rpc import spawn_target
 
         req_id, frm, _group_leader, mfa, opts = control[1:6]
         node = self.node
@@ -703,7 +611,7 @@ class Distribution:
         conn = self.conns.get(pid.node) or self._conn(pid.node)
         head = conn.send_heads.get(pid)
         if head is None:
-            head = _remember(conn.send_heads, pid, ctl.packet_head((ctl.SEND, _EMPTY, pid), 3))
+            head = remember(conn.send_heads, pid, ctl.packet_head((ctl.SEND, _EMPTY, pid), 3))
         conn.push(head + term_to_binary(message))
 
     def send_named(self, name: Any, node: Any, message: Any, sender: Pid | None = None) -> None:
@@ -733,7 +641,7 @@ class Distribution:
         if heads is None:
             request_head = (ctl.packet_head((ctl.SEND, _EMPTY, to), 3) if type(to) is Pid
                             else ctl.packet_head((ctl.REG_SEND, me, _EMPTY, to), 4))
-            heads = _remember(conn.call_heads, (me, to),
+            heads = remember(conn.call_heads, (me, to),
                               (ctl.packet_head((ctl.MONITOR_P, me, to), 4), request_head,
                                ctl.packet_head((ctl.DEMONITOR_P, me, to), 4)))
         monitor = heads[0] + term_ext(ref)
@@ -765,7 +673,7 @@ class Distribution:
         conn = self.conns.get(to.node) or self._conn(to.node)
         head = conn.reply_heads.get(sender)
         if head is None:
-            head = _remember(conn.reply_heads, sender,
+            head = remember(conn.reply_heads, sender,
                              ctl.packet_head((ctl.ALIAS_SEND, sender), 3))
         conn.push(head + term_ext(alias) + ctl.reply_message(alias, value))
 
@@ -866,14 +774,6 @@ _FAST_PATHS = {
 }
 
 
-def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
-    """Store an encoding in one of a connection's caches, emptied past 4096 entries."""
-    if len(cache) > 4096:
-        cache.clear()
-    cache[key] = value
-    return value
-
-
 def _as_atom(value: Any) -> Atom:
     return value if type(value) is Atom else Atom(str(value))
 
@@ -884,22 +784,3 @@ def _address(target: Any) -> tuple[Atom, Any]:
         return target.node, target
     name, node = target
     return _as_atom(node), _as_atom(name)
-
-
-def default_cookie() -> str:
-    """The cookie when none is given: ``$OTPY_COOKIE``, else ``~/.erlang.cookie``
-    (created like erl does, 20 random capitals, mode 0400, if missing)."""
-    env = os.environ.get("OTPY_COOKIE")
-    if env:
-        return env
-    path = Path.home() / ".erlang.cookie"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        cookie = "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(20))
-        path.write_text(cookie)
-        path.chmod(0o400)
-        return cookie
-
-
-__all__ += ["default_cookie"]
