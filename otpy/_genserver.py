@@ -32,7 +32,6 @@ from otpy._reasons import (
     is_quiet,
 )
 from otpy._terms import Atom, Pid, Ref
-from otpy.dist import _control as ctl
 
 if TYPE_CHECKING:
     from otpy._supervisor import ChildSpec
@@ -497,7 +496,7 @@ async def _remote_call(
     dist = node.dist
     ref = Ref.make(node.name, node.creation)
     # An unencodable request raises here, before anything is sent.
-    call = dist.start_call(proc, server, ref, ctl.call_message(proc.pid, ref, request))
+    call = dist.start_call(proc, server, ref, request)
     try:
         reply_msg = await receive_reply(proc, ref, timeout)
     except Timeout:
@@ -524,11 +523,7 @@ def reply(caller: Caller, value: Any) -> None:
         target = node.local(pid)
         if target is None:
             if node.dist is not None and node.is_remote(pid):
-                alias = ctl.tag_alias(ref)
-                if alias is not None:
-                    node.dist.send_reply(proc.pid, pid, alias, value)
-                else:
-                    node.dist.send(pid, (ref, value))
+                node.dist.send_reply(proc.pid, pid, ref, value)
             return
     if target.alive and target.aliases is not None and ref in target.aliases:
         target.deliver((ref, value))

@@ -621,19 +621,21 @@ class Distribution:
         self._conn(peer).push(
             ctl.encode_packet((ctl.REG_SEND, frm, _EMPTY, atom), message, has_message=True))
 
-    def start_call(self, proc: Process, server: Any, ref: Ref, message: bytes) -> CallHandle:
+    def start_call(self, proc: Process, server: Any, ref: Ref, request: Any) -> CallHandle:
         """Send a call: monitor ``server`` with ``ref`` (also the reply alias) and
-        send the encoded request, in one write.
+        send the request, in one write.
 
         Args:
             proc: the calling process.
             server: a remote pid or ``(name, node)``.
             ref: the call's reference.
-            message: the encoded ``$gen_call`` message (`ctl.call_message`).
+            request: the request term (encoded here: an unencodable one raises
+                before anything is sent).
 
         Returns:
             What `end_call` needs.
         """
+        message = ctl.call_message(proc.pid, ref, request)
         peer, to = _address(server)
         conn = self.conns.get(peer) or self._conn(peer)
         me = proc.pid
@@ -668,8 +670,13 @@ class Distribution:
         if proc.mailbox:
             flush_ref(proc, ref)
 
-    def send_reply(self, sender: Pid, to: Pid, alias: Ref, value: Any) -> None:
-        """Reply to a remote call tagged ``[alias | Alias]``: ``{Tag, Value}`` to the alias."""
+    def send_reply(self, sender: Pid, to: Pid, tag: Any, value: Any) -> None:
+        """Reply to a remote call: ``{Tag, Value}`` to the caller's alias when the
+        tag is ``[alias | Alias]`` (OTP 24+), else to the caller's pid."""
+        alias = ctl.tag_alias(tag)
+        if alias is None:
+            self.send(to, (tag, value))
+            return
         conn = self.conns.get(to.node) or self._conn(to.node)
         head = conn.reply_heads.get(sender)
         if head is None:

@@ -56,7 +56,8 @@ async def test_streams_from_many_tasks_of_one_process(
 
         async with trio.open_nursery() as n:
             n.start_soon(stream, "a1", a, "a1")
-            await trio.testing.wait_all_tasks_blocked()
+            with trio.fail_after(60):  # a1 is running: its request reached the API
+                await fake.wait_for_requests(1, _is("a1"))
             n.start_soon(stream, "a2", a, "a2")  # queued behind a1 on the same session
             n.start_soon(b_then_signal)
             n.start_soon(one_off)
