@@ -33,6 +33,7 @@ from otpy._api import (
     unregister,
     whereis,
 )
+from otpy._child_spec import ChildSpec
 from otpy._control import RemoteError, register_reason
 from otpy._dynamic_supervisor import DynamicSupervisor
 from otpy._genserver import (
@@ -69,7 +70,7 @@ from otpy._reasons import (
     as_reason,
 )
 from otpy._registry import Global, Registry, Via
-from otpy._supervisor import ChildInfo, ChildSpec, Supervisor, SupervisorError
+from otpy._supervisor import ChildInfo, Supervisor, SupervisorError
 from otpy._task import Task, TaskError, TaskSupervisor
 from otpy._terms import Atom, ImproperList, Pid, Port, Ref
 from otpy._tls import TLSConfig

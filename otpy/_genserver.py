@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import trio
 
 from otpy import _control as ctl
+from otpy._child_spec import ChildSpec
 from otpy._node import Node, NotRegisteredError
 from otpy._process import Process, current, flush_ref, receive, receive_reply
 from otpy._reasons import (
@@ -32,9 +33,6 @@ from otpy._reasons import (
     is_quiet,
 )
 from otpy._terms import Atom, Pid, Ref
-
-if TYPE_CHECKING:
-    from otpy._supervisor import ChildSpec
 
 __all__ = [
     "Continue",
@@ -224,8 +222,6 @@ class GenServer:
         Returns:
             The spec.
         """
-        from otpy._supervisor import ChildSpec
-
         kw = dict(kwargs)
         if name is not None:
             kw["name"] = name

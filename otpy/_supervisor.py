@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import attrs
 import trio
 
+from otpy._child_spec import ChildSpec, RestartType
 from otpy._genserver import GenServer, Ignored, StartError, Stop, call
 from otpy._process import current, receive
 from otpy._reasons import (
@@ -48,64 +49,7 @@ __all__ = [
 
 logger = logging.getLogger("otpy.supervisor")
 
-RestartType = Literal["permanent", "transient", "temporary"]
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
-StartFn = Callable[..., Awaitable[Any]]
-
-
-def _norm_start(value: Any) -> tuple[StartFn, tuple[Any, ...], dict[str, Any]]:
-    if callable(value):
-        return (value, (), {})
-    if isinstance(value, tuple) and len(value) in (2, 3) and callable(value[0]):
-        fn = value[0]
-        args = tuple(value[1])
-        kwargs = dict(value[2]) if len(value) == 3 else {}
-        return (fn, args, kwargs)
-    raise TypeError(f"ChildSpec.start must be (async_fn, args, kwargs), not {value!r}")
-
-
-def _check_shutdown(_: Any, attribute: Any, value: Any) -> None:
-    if value in ("brutal_kill", "infinity"):
-        return
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return
-    raise ValueError(f"ChildSpec.shutdown must be seconds >= 0, 'brutal_kill' or 'infinity', "
-                     f"not {value!r}")
-
-
-@attrs.define(slots=True)
-class ChildSpec:
-    """How a supervisor starts, restarts and stops one child.
-
-    Attributes:
-        id: unique among the supervisor's children.
-        start: ``(async_fn, args, kwargs)``; awaited inside the supervisor, it
-            returns the child's pid, linked to the caller (or None / raises
-            `Ignored` for "ignore").
-        restart: "permanent" (always restarted), "transient" (unless it exits
-            normal or shutdown), "temporary" (never).
-        shutdown: seconds to wait after the `Shutdown` signal before killing,
-            "brutal_kill", or "infinity" (the default for supervisors).
-        type: "worker" or "supervisor".
-        modules: informational, returned by `which_children`.
-    """
-
-    id: Any
-    start: tuple[StartFn, tuple[Any, ...], dict[str, Any]] = attrs.field(converter=_norm_start)
-    restart: RestartType = attrs.field(
-        default="permanent",
-        validator=attrs.validators.in_(("permanent", "transient", "temporary")),
-    )
-    shutdown: float | str | None = attrs.field(default=None, validator=attrs.validators.optional(
-        _check_shutdown))
-    type: Literal["worker", "supervisor"] = attrs.field(
-        default="worker", validator=attrs.validators.in_(("worker", "supervisor"))
-    )
-    modules: list[str] | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if self.shutdown is None:
-            self.shutdown = "infinity" if self.type == "supervisor" else 5.0
 
 
 @attrs.frozen
