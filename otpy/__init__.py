@@ -70,12 +70,13 @@ from otpy._reasons import (
     as_reason,
 )
 from otpy._registry import Global, Registry, Via
-from otpy._supervisor import ChildInfo, Supervisor, SupervisorError
+from otpy._supervisor import RESTARTING, ChildInfo, Restarting, Supervisor, SupervisorError
 from otpy._task import Task, TaskError, TaskSupervisor
 from otpy._terms import Atom, ImproperList, Pid, Port, Ref
 from otpy._tls import TLSConfig
 
 __all__ = [
+    "RESTARTING",
     "Atom",
     "CallError",
     "ChildInfo",
@@ -106,6 +107,7 @@ __all__ = [
     "Ref",
     "Registry",
     "RemoteError",
+    "Restarting",
     "Shutdown",
     "StartError",
     "Stop",
