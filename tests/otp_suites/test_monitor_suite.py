@@ -223,19 +223,29 @@ async def test_large_exit(autojump_clock: Clock) -> None:
 
 
 async def test_named_down(autojump_clock: Clock) -> None:
-    """monitor_SUITE:named_down — a process registered under a name is
-    monitored by name, dies, and the name can be registered again at once
-    by the process handling the ``DOWN``."""
+    """monitor_SUITE:named_down — the ``DOWN`` of a monitor set by name comes
+    after the name was released: the watcher can register the name at once."""
     async with otpy.open_node():
-        name = "named_down"
+        name = "monitor_SUITE-named_down"
 
         async def holder() -> None:
             await otpy.receive()
 
         pid = otpy.spawn(holder, name=name)
         ref = otpy.monitor(name)
-        otpy.exit(pid, otpy.Kill())
-        assert await expect_down(ref, name) == otpy.Killed()
+        otpy.exit(pid, "bang")
+        assert await expect_down(ref, name) == otpy.TermReason("bang")
         otpy.register(name)
         assert otpy.whereis(name) == otpy.self()
         otpy.unregister(name)
+
+
+async def test_otp_5827(autojump_clock: Clock) -> None:
+    """monitor_SUITE:otp_5827 — monitoring a pid of this node's name but
+    another creation (an earlier incarnation) gives ``DOWN noproc`` at once,
+    it does not hang."""
+    async with otpy.open_node():
+        me = otpy.self()
+        other = otpy.Pid(me.node, me.id, me.serial, me.creation + 1)
+        ref = otpy.monitor(other)
+        assert await expect_down(ref, other) == otpy.NoProc()
