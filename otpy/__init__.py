@@ -33,6 +33,7 @@ from otpy._api import (
     unregister,
     whereis,
 )
+from otpy._child_spec import ChildSpec
 from otpy._dynamic_supervisor import DynamicSupervisor
 from otpy._genserver import (
     Continue,
@@ -69,13 +70,14 @@ from otpy._reasons import (
     as_reason,
 )
 from otpy._registry import Global, Registry, Via
-from otpy._supervisor import ChildInfo, ChildSpec, Supervisor, SupervisorError
+from otpy._supervisor import RESTARTING, ChildInfo, Restarting, Supervisor, SupervisorError
 from otpy._task import Task, TaskError, TaskSupervisor
 from otpy._terms import Atom, ImproperList, Pid, Port, Ref
 from otpy.dist._control import RemoteError, register_reason
 from otpy.dist._tls import TLSConfig
 
 __all__ = [
+    "RESTARTING",
     "Atom",
     "CallError",
     "CallingSelf",
@@ -107,6 +109,7 @@ __all__ = [
     "Ref",
     "Registry",
     "RemoteError",
+    "Restarting",
     "Shutdown",
     "StartError",
     "Stop",

@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import trio
 
+from otpy._child_spec import ChildSpec
 from otpy._node import Node, NotRegisteredError
-from otpy._process import Process, current, receive, receive_reply
+from otpy._process import Process, current, flush_ref, receive, receive_reply
 from otpy._reasons import (
     KILL,
     NORMAL,
@@ -32,9 +33,6 @@ from otpy._reasons import (
     is_quiet,
 )
 from otpy._terms import Atom, Pid, Ref
-
-if TYPE_CHECKING:
-    from otpy._supervisor import ChildSpec
 
 __all__ = [
     "Continue",
@@ -97,7 +95,12 @@ class Ignore(Exception):
 
 
 class Continue:
-    """Return from `init` or a callback to run `handle_continue(arg)` next."""
+    """Return from `init` or a callback to run `handle_continue(arg)` next.
+
+    From `handle_call`, ``reply`` is sent to the caller first; with
+    ``reply=NoReply`` the call stays open (Erlang's ``{noreply, State,
+    {continue, Arg}}``) and is answered later with `reply`.
+    """
 
     __slots__ = ("arg", "reply")
 
@@ -224,8 +227,6 @@ class GenServer:
         Returns:
             The spec.
         """
-        from otpy._supervisor import ChildSpec
-
         kw = dict(kwargs)
         if name is not None:
             kw["name"] = name
@@ -304,7 +305,8 @@ class GenServer:
                             reply(caller, stop.reply)
                         raise
                     if isinstance(value, Continue):
-                        reply(caller, value.reply)
+                        if value.reply is not NoReply:
+                            reply(caller, value.reply)
                         pending = value
                     elif value is not NoReply:
                         reply(caller, value)
@@ -312,14 +314,18 @@ class GenServer:
                 if t is tuple and msg and msg[0] is GEN_CAST and len(msg) == 2:
                     pending = await self.handle_cast(msg[1])
                 elif t is Exit and proc.trap and (msg.pid == parent or msg.pid == node.init_pid):
-                    await self._terminate(msg.reason)
-                    raise ProcessExit(msg.reason)
+                    raise Stop(msg.reason)
                 else:
                     pending = await self.handle_info(msg)
         except Stop as stop:
             await self._terminate(stop.reason)
             raise ProcessExit(stop.reason) from None
-        except (ProcessExit, trio.Cancelled):
+        except ProcessExit as exc:
+            # A callback exited (Erlang's exit/1 inside a gen_server callback):
+            # terminate runs, as in OTP (erl: terminate(crashed, _) is called).
+            await self._terminate(exc.reason)
+            raise
+        except trio.Cancelled:
             raise
         except Exception as exc:
             reason = Crash(exc)
@@ -394,16 +400,26 @@ async def start_child_process(
     pid, mref = node.spawn(body, (starter, *args), parent=proc, link=link, monitor=True,
                            trap_exits=trap)
     assert mref is not None
+
+    def ack_or_down(m: Any) -> bool:
+        t = type(m)
+        return (t is tuple and len(m) == 2 and m[0] == ref) or (t is Down and m.ref == mref)
+
     try:
-        msg = await receive_reply(proc, ref, timeout)
+        # The monitor's Down ends the wait at once when the process dies
+        # without acking (killed, or exited with ProcessExit in init).
+        msg = await receive(ack_or_down, timeout=timeout)
     except Timeout:
-        node.demonitor(proc, mref, flush=True)
         if link:
             node.unlink(proc, pid)
         node.signal_exit(pid, me, KILL, link=False)
+        # Return only once it is gone (its name free again), as a Kill is
+        # untrappable this is at most a scheduling round away.
+        await receive(lambda m: type(m) is Down and m.ref == mref)
+        flush_ref(proc, ref)  # an ack that crossed the kill
         raise StartError(Timeout()) from None
     if type(msg) is Down:
-        # Only possible for the monitor: the process died without acking.
+        # The process died without acking.
         raise StartError(msg.reason)
     node.demonitor(proc, mref, flush=True)
     status, value = msg[1]
@@ -553,16 +569,21 @@ async def stop(server: Any, reason: Any = NORMAL, timeout: float | None = None) 
         timeout: seconds to wait, None for no limit.
 
     Raises:
+        TypeError: ``timeout`` is not a number or None, or ``server`` is not a
+            pid or a name; nothing is sent (erl: ``function_clause``, the
+            server stays alive).
+        ValueError: ``timeout`` is negative or NaN; nothing is sent.
         CallError: the server did not exist (`NoProc`) or did not stop in time
             (`Timeout`), or exited with another reason than the one asked.
     """
+    _check_timeout(timeout)
+    why = as_reason(reason)
     proc = current()
     node = proc.node
     pid = server if type(server) is Pid else _resolve(node, server)
     target = node.local(pid) if pid is not None else None
     if pid is None or target is None:
         raise CallError(NoProc(), server)
-    why = as_reason(reason)
     ref = node.monitor(proc, pid)
     target.deliver((GEN_CALL, (proc.pid, Ref.make(node.name)), _StopRequest(why)))
     try:
@@ -572,6 +593,15 @@ async def stop(server: Any, reason: Any = NORMAL, timeout: float | None = None) 
         raise CallError(Timeout(), server) from None
     if down.reason != why:
         raise CallError(down.reason, server)
+
+
+def _check_timeout(timeout: Any) -> None:
+    if timeout is None:
+        return
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+        raise TypeError(f"timeout must be seconds (a number) or None, not {timeout!r}")
+    if not timeout >= 0:
+        raise ValueError(f"timeout must be >= 0 seconds, not {timeout!r}")
 
 
 class _StopRequest:
