@@ -27,8 +27,8 @@ and the user's next message is answered by it; other users notice nothing.
 
 Offline by default: the real CLI talks to ``claudecode.testing.FakeAnthropic``
 (started here, on 127.0.0.1) and a small script answers: a greeting, a slowly
-streamed story when asked for one, an API error for "simulate an error", an
-echo otherwise. With
+streamed story when asked for one (a very slow one when asked for a long
+story), an API error for "simulate an error", an echo otherwise. With
 ``ANTHROPIC_API_KEY`` set (and no ``--offline``) the sessions use the real
 API (``--model``, default ``claude-haiku-4-5``). SIGINT or SIGTERM stops the
 server; the node then shuts the sessions and their CLIs down.
@@ -229,8 +229,10 @@ def offline_reply(request: RecordedRequest) -> Turn | APIError:
 
     Returns:
         The scripted answer. A story is streamed slowly (about 6 s), so a
-        stream can be watched, or interrupted, mid-answer; "simulate an
-        error" gets an API error (the turn fails, the session stays).
+        stream can be watched, or interrupted, mid-answer; a *long* story
+        takes about 100 s (time to close the page and see the turn
+        interrupted); "simulate an error" gets an API error (the turn fails,
+        the session stays).
     """
     prompt = request.last_user_text.strip()
     named = re.search(r"chatting with (\S+) on a web page", request.system_text)
@@ -241,7 +243,9 @@ def offline_reply(request: RecordedRequest) -> Turn | APIError:
     if prompt.lower().startswith("simulate an error"):
         return APIError(529, "Overloaded (a scripted error of the offline model)",
                         should_retry=False)
-    if "story" in words:
+    if "story" in words and "long" in words:  # close the page mid-way: the turn is interrupted
+        text, chunk_delay = f"{STORY} And because it was a long story, it began again. {STORY}", 0.5
+    elif "story" in words:
         text, chunk_delay = STORY, 0.07
     elif words[:1] in (["hi"], ["hello"], ["hey"]):
         text = (f"Hello {user}! I am a Claude Code session of your own, "

@@ -22,8 +22,11 @@ alice's CLI is killed (SIGKILL) mid-answer. Her page shows the error, her
 next message is answered by the restarted session (a fresh conversation,
 a new pid under the same name); bob's story finishes and his conversation
 goes on in the same session, through a turn that fails with an API error
-(shown as a ``ResultError``). Screenshots of both pages land in the test's
-tmp dir. SIGTERM then stops the server cleanly: no CLI is left behind.
+(shown as a ``ResultError``) and through a long story abandoned by reloading
+the page (the session interrupts the turn: the next message is answered
+within the test's 30 s wait, the story would take 100 s). Screenshots of
+both pages land in the test's tmp dir. SIGTERM then stops the server
+cleanly: no CLI is left behind.
 """
 
 from __future__ import annotations
@@ -154,9 +157,12 @@ def test_two_pages_chat_one_cli_killed_mid_answer(tmp_path: Path) -> None:
             bob_session = answer(bob, 0).get_attribute("data-session")
             assert alice_first and bob_session and alice_first != bob_session
             # Every request ran in the one otpy process of the node.
-            served_by = {re.search(r"served by otpy process (\S+)\.",
-                                   page.locator("#status").inner_text()).group(1)  # type: ignore[union-attr]
-                         for page in (alice, bob)}
+            served_by = set()
+            for page in (alice, bob):
+                found = re.search(r"served by otpy process (\S+)\.",
+                                  page.locator("#status").inner_text())
+                assert found is not None
+                served_by.add(found.group(1))
             assert len(served_by) == 1
             listed = server.get("/api/sessions")
             assert {row["user"] for row in listed["sessions"]} == {"alice", "bob"}
@@ -203,9 +209,25 @@ def test_two_pages_chat_one_cli_killed_mid_answer(tmp_path: Path) -> None:
             expect(alice.locator("#sessions li")).to_have_count(2, timeout=WAIT_MS)
             alice.screenshot(path=str(tmp_path / "alice.png"), full_page=True)
             bob.screenshot(path=str(tmp_path / "bob.png"), full_page=True)
+
+            # 5. Bob reloads his page in the middle of a long story (about 100 s): the
+            #    request's task is cancelled, the session interrupts the turn, and his
+            #    next message is answered at once, by the same session and CLI.
+            bob_cli = server.get("/api/sessions/bob")["os_pid"]
+            assert bob_cli in cli_pids
+            send(bob, "Tell me a long story")
+            expect(answer(bob, 4)).to_contain_text("Once upon", timeout=WAIT_MS)
+            assert server.get("/api/sessions/bob")["active"]
+            bob.reload()
+            bob.fill("#user", "bob")
+            send(bob, "Still there?")
+            assert "You said: 'Still there?'" in finished(bob, 0, "done")
+            assert answer(bob, 0).get_attribute("data-session") == bob_session
+            assert server.get("/api/sessions/bob")["os_pid"] == bob_cli
+
             browser.close()
 
-        # 5. SIGTERM: the server stops, and the node takes every CLI down with it.
+        # 6. SIGTERM: the server stops, and the node takes every CLI down with it.
         server.proc.send_signal(signal.SIGTERM)
         server.expect_line(r"web_chat: stopped")
         assert server.proc.wait(timeout=30) == 0, server.stderr()
