@@ -70,9 +70,20 @@ class Server:
             )
         self.lines: list[str] = []
         self.pending = b""
-        fake = self.expect_line(r"FakeAnthropic at (http://\S+)")
-        self.fake_url = fake.group(1)
-        self.url = self.expect_line(r"serving on (http://\S+)").group(1)
+        try:
+            self.fake_url = self.expect_line(r"FakeAnthropic at (http://\S+)").group(1)
+            self.url = self.expect_line(r"serving on (http://\S+)").group(1)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Kill the server if it is still running (the test failed midway); close its pipe."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def expect_line(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
         """Read stdout lines (unbuffered, from the pipe) until one matches ``pattern``."""
@@ -232,9 +243,7 @@ def test_two_pages_chat_one_cli_killed_mid_answer(tmp_path: Path) -> None:
         server.expect_line(r"web_chat: stopped")
         assert server.proc.wait(timeout=30) == 0, server.stderr()
     finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
+        server.stop()
     assert len(cli_pids) == 3  # alice's first and second CLI, bob's
     assert not [pid for pid in cli_pids if alive(pid)]
     assert processes_using(server.fake_url) == []
