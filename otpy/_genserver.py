@@ -401,21 +401,18 @@ async def start_child_process(
                            trap_exits=trap)
     assert mref is not None
 
-    def ack_or_down(m: Any) -> bool:
-        t = type(m)
-        return (t is tuple and len(m) == 2 and m[0] == ref) or (t is Down and m.ref == mref)
-
     try:
         # The monitor's Down ends the wait at once when the process dies
-        # without acking (killed, or exited with ProcessExit in init).
-        msg = await receive(ack_or_down, timeout=timeout)
+        # without acking (killed, or exited with ProcessExit in init). Only
+        # this task gets them, whatever other tasks of the caller receive.
+        msg = await receive_reply(proc, ref, timeout, monitor=mref, scan=False)
     except Timeout:
         if link:
             node.unlink(proc, pid)
         node.signal_exit(pid, me, KILL, link=False)
         # Return only once it is gone (its name free again), as a Kill is
         # untrappable this is at most a scheduling round away.
-        await receive(lambda m: type(m) is Down and m.ref == mref)
+        await receive_reply(proc, mref, None)
         flush_ref(proc, ref)  # an ack that crossed the kill
         raise StartError(Timeout()) from None
     if type(msg) is Down:
@@ -492,7 +489,7 @@ async def call(server: Any, request: Any, timeout: float | None = 5.0) -> Any:
     aliases.add(ref)
     target.deliver((GEN_CALL, (me, ref), request))
     try:
-        msg = await receive_reply(proc, ref, timeout)
+        msg = await receive_reply(proc, ref, timeout, scan=False)
     except Timeout:
         raise CallError(Timeout(), server, request) from None
     finally:
@@ -514,7 +511,7 @@ async def _remote_call(
     # An unencodable request raises here, before anything is sent.
     call = dist.start_call(proc, server, ref, request)
     try:
-        reply_msg = await receive_reply(proc, ref, timeout)
+        reply_msg = await receive_reply(proc, ref, timeout, scan=False)
     except Timeout:
         raise CallError(Timeout(), server, request) from None
     finally:

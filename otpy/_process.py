@@ -53,19 +53,34 @@ class Waiter:
     """One trio task parked in a receive: what it waits for, and how to wake it.
 
     ``ref`` set: the task waits for ``(ref, value)`` or ``Down(ref, ...)`` (the
-    reply half of a call, or a `Task`'s result) and nobody else may take it;
-    otherwise ``pred`` (``None`` = any message).
+    reply half of a call, or a `Task`'s result) — or ``Down(monitor, ...)`` when
+    ``monitor`` is set — and nobody else may take it; otherwise ``pred``
+    (``None`` = any message).
     """
 
-    __slots__ = ("handle", "pred", "proc", "ref", "task")
+    __slots__ = ("handle", "monitor", "pred", "proc", "ref", "task")
 
     def __init__(self, proc: Process, task: Task, pred: Callable[[Any], bool] | None,
-                 ref: Ref | None) -> None:
+                 ref: Ref | None, monitor: Ref | None = None) -> None:
         self.proc = proc
         self.task = task
         self.pred = pred
         self.ref = ref
+        self.monitor = monitor
         self.handle: Handle | None = None
+
+    def unregister(self) -> None:
+        """Drop a reply waiter's keys (and the call's alias: a later reply is stale)."""
+        proc = self.proc
+        ref = self.ref
+        assert ref is not None
+        replies = proc.replies
+        if replies is not None:
+            replies.pop(ref, None)
+            if self.monitor is not None:
+                replies.pop(self.monitor, None)
+        if proc.aliases is not None:
+            proc.aliases.discard(ref)
 
     def leave(self) -> bool:
         """Stop waiting (timed out or cancelled). Returns whether it still waited.
@@ -74,14 +89,11 @@ class Waiter:
         `Down` arriving before its task runs again is dropped, not queued.
         """
         proc = self.proc
-        ref = self.ref
-        if ref is not None:
+        if self.ref is not None:
             replies = proc.replies
-            if replies is None or replies.get(ref) is not self:
+            if replies is None or replies.get(self.ref) is not self:
                 return False
-            del replies[ref]
-            if proc.aliases is not None:
-                proc.aliases.discard(ref)
+            self.unregister()
             return True
         waiters = proc.waiters
         if waiters is None or self not in waiters:
@@ -158,17 +170,17 @@ class Process:
         replies = self.replies
         if replies:
             t = type(message)
+            w = None
             if t is tuple and len(message) == 2 and type(message[0]) is Ref:
-                w = replies.pop(message[0], None)
+                w = replies.get(message[0])
+                if w is not None and w.ref != message[0]:
+                    w = None  # a monitor key: only its Down matches
             elif t is Down:
-                w = replies.pop(message.ref, None)
-            else:
-                w = None
+                w = replies.get(message.ref)
             if w is not None:
-                aliases = self.aliases
-                if aliases is not None:
-                    # The call is answered: a late Down for it is stale.
-                    aliases.discard(w.ref)
+                # The call is answered: its keys and its alias go (a late Down
+                # for it is stale).
+                w.unregister()
                 reschedule(w.task, Value(message))
                 return
         waiters = self.waiters
@@ -240,15 +252,16 @@ def _predicate(match: Match) -> Callable[[Any], bool] | None:
 
 
 async def _park(proc: Process, pred: Callable[[Any], bool] | None, ref: Ref | None,
-                timeout: float | None) -> Any:
+                timeout: float | None, monitor: Ref | None = None) -> Any:
     """Wait, as the calling task, for the next message the waiter matches."""
-    w = Waiter(proc, current_task(), pred, ref)
+    w = Waiter(proc, current_task(), pred, ref, monitor)
     if ref is not None:
         replies = proc.replies
         if replies is None:
-            proc.replies = {ref: w}
-        else:
-            replies[ref] = w
+            replies = proc.replies = {}
+        replies[ref] = w
+        if monitor is not None:
+            replies[monitor] = w
     else:
         waiters = proc.waiters
         if waiters is None:
@@ -317,15 +330,20 @@ def _is_reply(message: Any, ref: Ref) -> bool:
         t is Down and message.ref == ref)
 
 
-async def receive_reply(proc: Process, ref: Ref, timeout: float | None) -> Any:
+async def receive_reply(proc: Process, ref: Ref, timeout: float | None, *,
+                        monitor: Ref | None = None, scan: bool = True) -> Any:
     """Wait for ``(ref, value)`` or ``Down(ref, ...)``: the reply half of a call.
 
-    Scans without a user predicate; used by `call` and `Task.await_`.
+    The reply goes to the calling task only, whichever other tasks of the
+    process are receiving. Used by `call`, `Task.await_` and process starts.
 
     Args:
         proc: the calling process.
         ref: the call's reference.
         timeout: seconds, or ``None`` for no limit.
+        monitor: also end the wait on ``Down(monitor, ...)``.
+        scan: look in the mailbox first (``False`` when nothing can be there
+            yet, e.g. for a call just sent: a long mailbox is not scanned).
 
     Returns:
         The reply tuple or the `Down` message.
@@ -333,13 +351,16 @@ async def receive_reply(proc: Process, ref: Ref, timeout: float | None) -> Any:
     Raises:
         Timeout: no reply within ``timeout``.
     """
-    box = proc.mailbox
-    if box:
-        for i, message in enumerate(box):
-            if _is_reply(message, ref):
-                del box[i]
-                return message
-    return await _park(proc, None, ref, timeout)
+    if scan:
+        box = proc.mailbox
+        if box:
+            for i, message in enumerate(box):
+                if _is_reply(message, ref) or (
+                        monitor is not None and type(message) is Down
+                        and message.ref == monitor):
+                    del box[i]
+                    return message
+    return await _park(proc, None, ref, timeout, monitor)
 
 
 def flush_ref(proc: Process, ref: Ref) -> None:

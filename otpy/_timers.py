@@ -95,8 +95,11 @@ class Timers:
                     scope.deadline = heap[0] / _TICKS_PER_SECOND
                 await trio.sleep_forever()
             self._scope = None
-            now_tick = trio.current_time() * _TICKS_PER_SECOND
-            while heap and heap[0] <= now_tick:
+            # Compare as the deadline was set (tick / 1000 <= now): multiplying
+            # the clock instead (now * 1000) can land a hair below the tick
+            # (2.002 * 1000 == 2001.9999999999998) and the bucket would never fire.
+            now = trio.current_time()
+            while heap and heap[0] / _TICKS_PER_SECOND <= now:
                 tick = heapq.heappop(heap)
                 bucket = buckets.pop(tick, None)
                 if not bucket:

@@ -456,3 +456,28 @@ async def test_task_await_from_a_helper_task() -> None:
             for x in range(5):
                 n.start_soon(helper, x)
         assert sorted(got) == [0, 2, 4, 6, 8]
+
+
+async def test_a_call_does_not_scan_the_mailbox() -> None:
+    """gen_server_SUITE:call_with_huge_message_queue: a call's reply is routed to
+    its task, so the time a call takes does not grow with the caller's mailbox.
+    Checked without timing: nothing queued is even looked at."""
+    looked_at = 0
+
+    class Spy:
+        def __eq__(self, other: object) -> bool:
+            nonlocal looked_at
+            looked_at += 1
+            return False
+
+        __hash__ = object.__hash__
+
+    async with otpy.open_node():
+        await Echo.start_link(name="echo")
+        me = otpy.self()
+        for i in range(1000):
+            otpy.send(me, (Spy(), i))
+        for i in range(10):
+            assert await otpy.call("echo", i) == i
+        assert looked_at == 0
+        assert len(current().mailbox or ()) == 1000

@@ -1,6 +1,6 @@
-"""gen_server_SUITE cases that wait for the rework of `otpy.call` (issue 17,
-items 3 and 5). They assert Erlang's behaviour (checked on erl, OTP 25) and
-fail until that rework lands:
+"""gen_server_SUITE cases fixed by the rework of `otpy.call` (issue 17, items 3
+and 5; the rework is issue 10's waiting per task). They assert Erlang's
+behaviour (checked on erl, OTP 25) and failed before it:
 
 - item 3: after ``call(server, "stop")`` where the server replies and stops,
   the call's own monitor must leave no `Down` in the caller's mailbox (erl:
@@ -20,8 +20,8 @@ from _gen_server import Server
 import otpy
 from otpy import Down, Exit
 
-# The OTP cases in this file, for the lead's call rework (items 3 and 5):
-LEAD_FIXES = ["gen_server_SUITE:start", "gen_server_SUITE:calling_self"]
+# The OTP cases in this file (issue 17 items 3 and 5):
+CASES = ["gen_server_SUITE:start", "gen_server_SUITE:calling_self"]
 
 Clock = trio.testing.MockClock
 
@@ -111,12 +111,13 @@ async def test_start(autojump_clock: Clock) -> None:
 async def test_calling_self(autojump_clock: Clock) -> None:
     """gen_server_SUITE:calling_self — a call to oneself fails at once with
     ``calling_self``, with a timeout and with none (erl: ``{'EXIT',
-    {calling_self, _}}`` for both). otpy today waits for the timeout, or
-    forever (item 5); ``fail_after`` turns that into a failure."""
+    {calling_self, _}}`` for both); otpy raises ``CallError(CallingSelf())``.
+    Before item 5 it waited for the timeout, or forever: ``fail_after`` would
+    turn that into a failure."""
     async with otpy.open_node():
         for timeout in (5.0, None):
             t0 = trio.current_time()
             with trio.fail_after(60), pytest.raises(otpy.CallError) as info:
                 await otpy.call(otpy.self(), "oops", timeout)
             assert trio.current_time() == t0
-            assert "calling_self" in str(info.value.reason)
+            assert info.value.reason == otpy.CallingSelf()
