@@ -586,3 +586,10 @@ def test_registered_reasons_round_trip_typed_and_others_stay_terms() -> None:
     assert term_to_reason(unknown) == otpy.TermReason(unknown)
     with pytest.raises(TypeError):
         otpy.register_reason(int)  # type: ignore[type-var]
+
+
+def test_calling_self_crosses_as_erlangs_atom() -> None:
+    from otpy.dist._control import reason_to_term, term_to_reason
+
+    assert reason_to_term(otpy.CallingSelf()) is Atom("calling_self")
+    assert term_to_reason(Atom("calling_self")) == otpy.CallingSelf()

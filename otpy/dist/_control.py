@@ -20,6 +20,7 @@ import attrs
 
 from otpy.dist._etf import ETFDecodeError, decode_at, decode_term, term_ext, term_to_binary
 from otpy._reasons import (
+    CallingSelf,
     Crash,
     ExitReason,
     Kill,
@@ -106,6 +107,7 @@ _SHUTDOWN = Atom("shutdown")
 _KILL = Atom("kill")
 _KILLED = Atom("killed")
 _NOPROC = Atom("noproc")
+_CALLING_SELF = Atom("calling_self")
 _NOCONNECTION = Atom("noconnection")
 _TIMEOUT = Atom("timeout")
 _PYEXC = Atom("python_exception")
@@ -174,6 +176,8 @@ def reason_to_term(reason: ExitReason) -> Any:
         return _NOPROC
     if t is NoConnection:
         return _NOCONNECTION
+    if t is CallingSelf:
+        return _CALLING_SELF
     if t is Timeout:
         return _TIMEOUT
     if t is Crash:
@@ -212,6 +216,8 @@ def term_to_reason(term: Any, node: str | None = None) -> ExitReason:
             return NoConnection(node)
         if term is _TIMEOUT:
             return Timeout()
+        if term is _CALLING_SELF:
+            return CallingSelf()
     elif type(term) is tuple:
         if len(term) == 2 and term[0] is _SHUTDOWN:
             return Shutdown(term[1])
