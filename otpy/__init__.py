@@ -74,6 +74,8 @@ from otpy._supervisor import RESTARTING, ChildInfo, Restarting, Supervisor, Supe
 from otpy._task import Task, TaskError, TaskSupervisor
 from otpy._terms import Atom, ImproperList, Pid, Port, Ref
 from otpy.dist._control import RemoteError, register_reason
+from otpy.dist._etf import ETFDecodeError, ETFEncodeError
+from otpy.dist._structs import register_struct
 from otpy.dist._tls import TLSConfig
 
 __all__ = [
@@ -87,6 +89,8 @@ __all__ = [
     "Crash",
     "Down",
     "DynamicSupervisor",
+    "ETFDecodeError",
+    "ETFEncodeError",
     "Exit",
     "ExitReason",
     "GenServer",
@@ -139,6 +143,7 @@ __all__ = [
     "receive",
     "register",
     "register_reason",
+    "register_struct",
     "registered",
     "reply",
     "rpc",

@@ -33,6 +33,7 @@ from otpy._reasons import (
     Timeout,
 )
 from otpy._terms import Atom, ImproperList, Pid, Ref
+from otpy.dist._structs import register_struct
 
 R = TypeVar("R")
 
@@ -134,17 +135,21 @@ class RemoteError(Exception):
 
 
 _REASON_TYPES: dict[str, type[ExitReason]] = {}
+_REGISTERED_REASONS: set[type] = set()
 _OTPY_REASON = Atom("otpy_reason")
 
 
 def register_reason(cls: type[R]) -> type[R]:
     """Class decorator: let an `ExitReason` subclass (an attrs class) cross nodes typed.
 
-    It travels as ``{otpy_reason, <<"module.Class">>, #{field => value}}`` and
-    is rebuilt on a Python node that registered the same class (field values
-    must be terms); elsewhere it arrives as a `TermReason` of that tuple. Only
+    The class is registered as a struct (`otpy.register_struct`): in an exit
+    signal and inside any message it travels as ``#{'__struct__' =>
+    'module.Class', field => value}`` and is rebuilt on a Python node that
+    registered the same class (field values must be terms); elsewhere it
+    arrives as that map (a `TermReason` of it, as an exit reason). Only
     registered classes are ever rebuilt: remote input never names arbitrary
-    code to run.
+    code to run. The older ``{otpy_reason, <<"module.Class">>, #{...}}`` form
+    is still understood.
 
     Returns:
         The class, unchanged.
@@ -153,16 +158,16 @@ def register_reason(cls: type[R]) -> type[R]:
     if not (isinstance(kind, type) and issubclass(kind, ExitReason) and attrs.has(kind)):
         raise TypeError("register_reason needs an attrs ExitReason subclass")
     _REASON_TYPES[f"{kind.__module__}.{kind.__qualname__}"] = cast(Any, cls)
+    _REGISTERED_REASONS.add(kind)
+    register_struct(kind)
     return cls
 
 
 def reason_to_term(reason: ExitReason) -> Any:
     """The Erlang term for an exit reason (see the module docs)."""
     t = type(reason)
-    key = f"{t.__module__}.{t.__qualname__}"
-    if key in _REASON_TYPES:
-        fields = {f.name: getattr(reason, f.name) for f in attrs.fields(t)}  # type: ignore[arg-type]
-        return (_OTPY_REASON, key, fields)
+    if t in _REGISTERED_REASONS:
+        return reason  # encoded as its struct map
     if t is Normal:
         return _NORMAL
     if t is Shutdown:
@@ -201,6 +206,8 @@ def term_to_reason(term: Any, node: str | None = None) -> ExitReason:
     Returns:
         The `ExitReason`.
     """
+    if isinstance(term, ExitReason):  # a registered reason, rebuilt from its struct
+        return term
     if type(term) is Atom:
         if term is _NORMAL:
             return Normal()

@@ -51,9 +51,12 @@ __all__ = [
     "decode_at",
     "decode_term",
     "decode_versioned_term",
+    "encode_struct_map",
     "encode_term",
     "pid_ext",
     "ref_ext",
+    "register_encoder",
+    "set_struct_hook",
     "term_ext",
     "term_to_binary",
 ]
@@ -152,7 +155,15 @@ class ETFDecodeError(ValueError):
 
 
 class ETFEncodeError(TypeError):
-    """A Python value has no external-term encoding (unsupported type or out of range)."""
+    """A Python value has no external-term encoding (unsupported type or out of range).
+
+    Attributes:
+        path: where in the term the bad part is (``term[2].content[0]``), when known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 # --------------------------------------------------------------------------- decoding
@@ -492,6 +503,8 @@ def _d_map(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
             result[MapKey(key)] = value
     if len(result) != n:
         return _d_map_exact(data, start, n, depth, ctx)
+    if _STRUCT_KEY in result and _struct_hook is not None:
+        return _struct_hook(result), pos
     return result, pos
 
 
@@ -757,6 +770,88 @@ def _py_decode_at(data: bytes, pos: int) -> tuple[Any, int]:
         ETFDecodeError: bad or truncated data.
     """
     return _dec_checked(data, pos, DEFAULT_MAX_DEPTH, _DEFAULT_CTX)
+
+
+#: A map with this key is a struct (see otpy.dist._structs); the hook rebuilds it.
+_STRUCT_KEY: Final = Atom("__struct__")
+_struct_hook: Callable[[dict[Any, Any]], Any] | None = None
+
+
+def set_struct_hook(key: Atom, hook: Callable[[dict[Any, Any]], Any]) -> None:
+    """Have both decoders hand every decoded map that has ``key`` to ``hook``.
+
+    Args:
+        key: the struct key atom (``'__struct__'``).
+        hook: ``map -> value``: what stands for the map in the decoded term.
+    """
+    global _struct_hook
+    if key is not _STRUCT_KEY:
+        raise ValueError(f"the struct key is {_STRUCT_KEY!r}")
+    _struct_hook = hook
+    if _c_decode_at is not None:
+        from otpy.dist import _etf_c
+
+        _etf_c.set_struct_hook(key, hook)
+
+
+def register_encoder(cls: type, encoder: Callable[[Any, bytearray], None],
+                     fields: Callable[[Any], dict[str, Any]] | None = None) -> None:
+    """Encode instances of exactly ``cls`` with ``encoder(value, out)``.
+
+    Args:
+        cls: the class.
+        encoder: appends the value's encoding (no version byte) to ``out``.
+        fields: ``value -> {name: part}``, to name the part that failed in an
+            `ETFEncodeError`'s path.
+    """
+    _ENCODERS[cls] = encoder
+    if fields is not None:
+        _FIELDS[cls] = fields
+
+
+_FIELDS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+_LOCATE_DEPTH: Final = 200
+
+
+def _locate(term: Any, path: str, depth: int) -> tuple[str, str] | None:
+    """Where in ``term`` encoding fails: ``(path, error)`` (only on the error path)."""
+    if depth > _LOCATE_DEPTH:
+        return None
+    if isinstance(term, tuple | list) and not isinstance(term, str):
+        for i, item in enumerate(term):
+            found = _locate(item, f"{path}[{i}]", depth + 1)
+            if found is not None:
+                return found
+        return None
+    if isinstance(term, dict):
+        for key, value in term.items():
+            found = (_locate(key, f"{path} (a key: {key!r:.40})", depth + 1)
+                     or _locate(value, f"{path}[{key!r:.40}]", depth + 1))
+            if found is not None:
+                return found
+        return None
+    fields = _FIELDS.get(type(term))
+    if fields is not None:
+        try:
+            parts = fields(term)
+        except Exception:
+            parts = {}
+        for name, value in parts.items():
+            found = _locate(value, f"{path}.{name}", depth + 1)
+            if found is not None:
+                return found
+    try:
+        _enc(term, bytearray())
+    except ETFEncodeError as exc:
+        return path, str(exc)
+    except (RecursionError, struct.error, OverflowError, UnicodeEncodeError) as exc:
+        return path, f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def encode_struct_map(term: dict[Any, Any], out: bytearray) -> None:
+    """Append a map's encoding (for struct encoders; errors surface as for any term)."""
+    _enc(term, out)
 
 
 def _load_c_decoder() -> Callable[..., tuple[Any, int]] | None:
@@ -1190,8 +1285,12 @@ def encode_term(term: Any, out: bytearray) -> None:
     start = len(out)
     try:
         _enc(term, out)
-    except ETFEncodeError:
+    except ETFEncodeError as exc:
         del out[start:]
+        if exc.path is None:
+            found = _locate(term, "term", 0)
+            if found is not None:
+                raise ETFEncodeError(f"{found[1]} (at {found[0]})", path=found[0]) from None
         raise
     except RecursionError:
         del out[start:]

@@ -31,6 +31,8 @@ static struct {
     PyObject *map_exact;    /* _d_map_exact(data, pos, n, depth, ctx) */
     long default_depth;
     PyObject *s_node, *s_ids, *s_creation, *s_ext, *s_hash, *s_items, *s_tail;
+    PyObject *struct_key;   /* Atom('__struct__'), once set_struct_hook() was called */
+    PyObject *struct_hook;  /* map -> value (otpy.dist._structs.from_struct) */
 } S;
 
 static int ready = 0;
@@ -257,6 +259,21 @@ dec_map(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos
         }
     }
     Py_LeaveRecursiveCall();
+    if (PyDict_GET_SIZE(result) == n && S.struct_hook != NULL) {
+        /* A struct map: the hook rebuilds a registered class (or keeps the map). */
+        PyObject *name = PyDict_GetItemWithError(result, S.struct_key); /* borrowed */
+        if (name != NULL) {
+            PyObject *built = PyObject_CallOneArg(S.struct_hook, result);
+            Py_DECREF(result);
+            if (built != NULL)
+                *end = at;
+            return built;
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
     if (PyDict_GET_SIZE(result) != n) {
         /* Keys equal for Python (1, 1.0, true): the Python slow path wraps them all. */
         PyObject *res;
@@ -586,10 +603,29 @@ setup(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+set_struct_hook(PyObject *module, PyObject *args)
+{
+    PyObject *key, *hook;
+    if (!PyArg_ParseTuple(args, "OO", &key, &hook))
+        return NULL;
+    if (!PyCallable_Check(hook)) {
+        PyErr_SetString(PyExc_TypeError, "the struct hook must be callable");
+        return NULL;
+    }
+    Py_INCREF(key);
+    Py_INCREF(hook);
+    Py_XSETREF(S.struct_key, key);
+    Py_XSETREF(S.struct_hook, hook);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"decode_at", (PyCFunction)(void (*)(void))decode_at, METH_FASTCALL,
      "decode_at(data, pos[, depth]) -> (term, end): the term whose tag is at pos."},
     {"setup", setup, METH_VARARGS, "Hand over the objects of otpy._etf (once)."},
+    {"set_struct_hook", set_struct_hook, METH_VARARGS,
+     "set_struct_hook(key, hook): maps that have key are handed to hook(map)."},
     {NULL, NULL, 0, NULL},
 };
 

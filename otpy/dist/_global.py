@@ -41,6 +41,8 @@ SERVER = "otpy_global"
 _REGISTER = Atom("register")
 _UNREGISTER = Atom("unregister")
 _SYNC = Atom("sync")
+_GEN_CALL = Atom("$gen_call")
+_WHEREIS = Atom("whereis")
 
 
 def _rank(pid: Pid) -> tuple[str, int, int]:
@@ -141,6 +143,25 @@ class GlobalNames:
             for name, pid in message[1].items():
                 if isinstance(pid, Pid):
                     self._claim(name, pid)
+        elif kind is _GEN_CALL and len(message) == 3:
+            self._answer(message[1], message[2])
+
+    def _answer(self, caller: Any, request: Any) -> None:
+        """``gen_server:call({otpy_global, Node}, {whereis, Name})`` from any node
+        (a BEAM node's ``global`` does not see otpy's names): the pid or
+        ``undefined``. A name sent as an atom also finds a str name."""
+        from otpy._genserver import reply
+
+        if not (type(caller) is tuple and len(caller) == 2 and isinstance(caller[0], Pid)):
+            return
+        if type(request) is tuple and len(request) == 2 and request[0] is _WHEREIS:
+            name = request[1]
+            pid = self.table.get(name)
+            if pid is None and type(name) is Atom:
+                pid = self.table.get(name.name)
+            reply(caller, pid)
+        else:
+            reply(caller, (Atom("error"), Atom("badarg")))
 
     async def serve(self) -> None:
         """The body of the ``otpy_global`` system process."""
