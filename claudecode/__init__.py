@@ -18,7 +18,10 @@ one Claude Code CLI process (started on the first query, then kept warm).
 See ``docs/claudecode/``.
 """
 
-from claudecode import adapters
+from claudecode import (
+    _wire,  # noqa: F401  (registers the types that cross nodes)
+    adapters,
+)
 from claudecode._errors import (
     AdapterFailed,
     ClaudeCodeError,

@@ -35,7 +35,13 @@ from typing import Any, Final
 import attrs
 
 import otpy
-from claudecode._errors import AdapterFailed, LineTooLong, SessionError, describe_reason
+from claudecode import _beam as beam
+from claudecode._errors import (
+    AdapterFailed,
+    LineTooLong,
+    SessionError,
+    describe_reason,
+)
 from claudecode._messages import Message, ResultMessage, parse_message
 from claudecode._options import Options, normalize_permission_mode
 from claudecode._protocol import encode_line
@@ -79,6 +85,15 @@ Health = str | tuple[str, Any]
 """``"healthy"``, ``"degraded"`` or ``("unhealthy", reason)``."""
 
 _CLEARED: Final = otpy.Shutdown("session cleared")
+
+
+def _reply(caller: Any, value: Any) -> None:
+    """`otpy.reply`, for a caller that may be on another node: a value that
+    cannot be encoded is replied as ``("error", "unencodable", text)``."""
+    try:
+        otpy.reply(caller, value)
+    except otpy.ETFEncodeError as exc:
+        otpy.reply(caller, ("error", "unencodable", str(exc)))
 
 
 def _make_ref() -> Ref:
@@ -218,6 +233,8 @@ class Session(otpy.GenServer):
         op = request[0] if type(request) is tuple and request else None
         if op == "query":
             return await self._query(request[1], request[2], request[3])
+        if op is beam.QUERY or op is beam.STREAM:  # from a BEAM node (or anyone)
+            return beam.start_turn(self.pid, request, caller)
         if op == "get_session_id":
             return self.session_id
         if op == "health":
@@ -367,7 +384,7 @@ class Session(otpy.GenServer):
         self.info = dict(info)
         self.last_error = None
         for caller in self.warm_waiters:
-            otpy.reply(caller, ("ok", dict(self.info)))
+            _reply(caller, ("ok", dict(self.info)))
         self.warm_waiters = []
         deferred, self.deferred = self.deferred, []
         for subtype, payload, caller in deferred:
@@ -386,8 +403,11 @@ class Session(otpy.GenServer):
         if request is None:
             logger.debug("session %r: message outside a turn: %r", self.pid, msg.type)
             return
-        if not request.abandoned:
-            otpy.send(request.consumer, (STREAM_TAG, request.ref, "message", msg))
+        if not request.abandoned and not self._tell(request, "message", msg):
+            # It cannot reach its consumer (on another node): that stream
+            # fails, the turn is interrupted, the session goes on.
+            self._forget(request)
+            self._internal_interrupt()
         if isinstance(msg, ResultMessage):
             self.turns += 1
             if not request.abandoned and not msg.is_error:
@@ -403,7 +423,7 @@ class Session(otpy.GenServer):
             logger.warning("session %r: %s (outside a turn)", self.pid, reason.describe())
             return
         if not request.abandoned:
-            otpy.send(request.consumer, (STREAM_TAG, request.ref, "error", reason))
+            self._tell(request, "error", reason)
             self._forget(request)
         if info.get("maybe_result"):
             # That was the turn's result line: the turn is over.
@@ -424,11 +444,11 @@ class Session(otpy.GenServer):
         if caller is None:
             return
         if status == "ok":
-            otpy.reply(caller, ("ok", value))
+            _reply(caller, ("ok", value))
         else:
             if status == "timeout":
                 self.degraded = str(value)
-            otpy.reply(caller, ("error", "control", str(value)))
+            _reply(caller, ("error", "control", str(value)))
 
     # ------------------------------------------------------------ turns
 
@@ -446,6 +466,24 @@ class Session(otpy.GenServer):
         self.interrupting = False
         assert self.adapter is not None
         otpy.send(self.adapter, (ADAPTER_TAG, "query", request.ref, request.content))
+
+    def _tell(self, request: _Request, kind: str, payload: Any) -> bool:
+        """Send one of the turn's messages (or its error) to the request's consumer.
+
+        A consumer on another node needs the payload encoded: a payload that
+        cannot be (``otpy.ETFEncodeError``) fails that stream with
+        `otpy.Unencodable` instead, and never the session. Returns whether the
+        payload itself was sent.
+        """
+        try:
+            otpy.send(request.consumer, (STREAM_TAG, request.ref, kind, payload))
+            return True
+        except otpy.ETFEncodeError as exc:
+            logger.warning("session %r: a %s for %r cannot be sent to its node: %s",
+                           self.pid, kind, request.consumer, exc)
+            reason = otpy.Unencodable(f"a {type(payload).__name__}: {exc}")
+            otpy.send(request.consumer, (STREAM_TAG, request.ref, "error", reason))
+            return False
 
     def _end_turn(self) -> None:
         request = self.active
@@ -524,18 +562,18 @@ class Session(otpy.GenServer):
         self.interrupting = False
         for request in requests:
             if not request.abandoned:
-                otpy.send(request.consumer, (STREAM_TAG, request.ref, "error", reason))
+                self._tell(request, "error", reason)
             self._forget(request)
         failure = ("error", "down", reason)
         for caller in self.controls.values():
-            otpy.reply(caller, failure)
+            _reply(caller, failure)
         self.controls = {}
         self.internal_controls = set()
         for _, _, caller in self.deferred:
-            otpy.reply(caller, failure)
+            _reply(caller, failure)
         self.deferred = []
         for caller in self.warm_waiters:
-            otpy.reply(caller, failure)
+            _reply(caller, failure)
         self.warm_waiters = []
 
     async def _stop_adapter(self) -> None:

@@ -67,6 +67,7 @@ from otpy._reasons import (
     Shutdown,
     TermReason,
     Timeout,
+    Unencodable,
     as_reason,
 )
 from otpy._registry import Global, Registry, Via
@@ -125,6 +126,7 @@ __all__ = [
     "TaskSupervisor",
     "TermReason",
     "Timeout",
+    "Unencodable",
     "Via",
     "as_reason",
     "call",

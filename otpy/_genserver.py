@@ -29,6 +29,7 @@ from otpy._reasons import (
     NoProc,
     ProcessExit,
     Timeout,
+    Unencodable,
     as_reason,
     is_quiet,
 )
@@ -302,14 +303,14 @@ class GenServer:
                         value = await self.handle_call(request, caller)
                     except Stop as stop:
                         if stop.has_reply:
-                            reply(caller, stop.reply)
+                            _reply_or_fail(caller, stop.reply)
                         raise
                     if isinstance(value, Continue):
                         if value.reply is not NoReply:
-                            reply(caller, value.reply)
+                            _reply_or_fail(caller, value.reply)
                         pending = value
                     elif value is not NoReply:
-                        reply(caller, value)
+                        _reply_or_fail(caller, value)
                     continue
                 if t is tuple and msg and msg[0] is GEN_CAST and len(msg) == 2:
                     pending = await self.handle_cast(msg[1])
@@ -518,7 +519,10 @@ async def _remote_call(
         dist.end_call(proc, call, ref)
     if type(reply_msg) is Down:
         raise CallError(reply_msg.reason, server, request)
-    return reply_msg[1]
+    value = reply_msg[1]
+    if type(value) is CallFailed:
+        raise CallError(value.reason, server, request)
+    return value
 
 
 def reply(caller: Caller, value: Any) -> None:
@@ -540,6 +544,27 @@ def reply(caller: Caller, value: Any) -> None:
             return
     if target.alive and target.aliases is not None and ref in target.aliases:
         target.deliver((ref, value))
+
+
+class CallFailed:
+    """What a server replies instead of a reply that cannot cross to its
+    caller's node: the call raises ``CallError(reason)``."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: ExitReason) -> None:
+        self.reason = reason
+
+
+def _reply_or_fail(caller: Caller, value: Any) -> None:
+    """Reply from the server loop; a reply a remote caller's node cannot be sent
+    (no term encoding) fails that call with `Unencodable`, not the server."""
+    try:
+        reply(caller, value)
+    except TypeError as exc:  # ETFEncodeError, without importing the wire here
+        logger.warning("%r: the reply to %r cannot be sent to its node: %s",
+                       caller[0], caller[0], exc)
+        reply(caller, CallFailed(Unencodable(str(exc))))
 
 
 def cast(server: Any, request: Any) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "Shutdown",
     "TermReason",
     "Timeout",
+    "Unencodable",
     "as_reason",
     "is_quiet",
     "leaf_exit",
@@ -83,6 +84,22 @@ class NoProc(ExitReason):
 @attrs.frozen(slots=True)
 class CallingSelf(ExitReason):
     """A process called itself (`calling_self`): it could never answer."""
+
+
+@attrs.frozen(slots=True)
+class Unencodable(ExitReason):
+    """A value could not cross to another node: it has no Erlang term encoding.
+
+    A server whose reply to a remote caller cannot be encoded answers the
+    call with this instead (the call raises `CallError` with it), and a
+    claudecode stream whose message cannot reach its consumer's node fails
+    with it; neither the server nor the session goes down.
+
+    Attributes:
+        detail: the encoder's error, with the path to the bad part.
+    """
+
+    detail: str
 
 
 @attrs.frozen(slots=True)

@@ -41,8 +41,11 @@ from otpy._reasons import (
     Shutdown,
     TermReason,
     Timeout,
+    Unencodable,
 )
+from otpy._genserver import CallFailed
 from otpy._supervisor import RESTARTING, ChildInfo, Restarting
+from otpy._supervisor import _Err as _SupervisorErr
 from otpy._terms import Atom
 from otpy.dist import _etf
 
@@ -214,11 +217,16 @@ def _crash_from(fields: dict[str, Any]) -> Crash:
 
 
 for _cls in (Normal, Shutdown, Kill, Killed, NoProc, NoConnection, CallingSelf, TermReason,
-             Down, Exit, NodeDown):
+             Unencodable, Down, Exit, NodeDown):
     register_struct(_cls, name=f"otpy.{_cls.__name__}")
 register_struct(Timeout, name="otpy.Timeout", to_fields=lambda _: {},
                 from_fields=lambda _: Timeout())
 register_struct(ChildInfo, name="otpy.ChildInfo")
+register_struct(CallFailed, name="otpy.CallFailed", to_fields=lambda f: {"reason": f.reason},
+                from_fields=lambda f: CallFailed(f["reason"]))
+register_struct(_SupervisorErr, name="otpy.SupervisorReply",
+                to_fields=lambda e: {"reason": e.reason},
+                from_fields=lambda f: _SupervisorErr(f["reason"]))
 register_struct(Restarting, name="otpy.Restarting", to_fields=lambda _: {},
                 from_fields=lambda _: RESTARTING)
 register_struct(Crash, name="otpy.Crash", to_fields=cast(Any, _crash_fields),
