@@ -45,13 +45,25 @@ from claudecode._messages import (
 )
 
 RECORDINGS = Path(__file__).parent / "recordings"
-CLASS_OF = {
+CLASS_OF: dict[str, type[Message]] = {
     "system": SystemMessage,
     "assistant": AssistantMessage,
     "user": UserMessage,
     "result": ResultMessage,
     "stream_event": PartialAssistantMessage,
+    **_messages.OTHER_MESSAGE_CLASSES,
 }
+
+
+def class_of(data: dict[str, Any]) -> type[Message]:
+    """The class a decoded line must parse to."""
+    kind = data.get("type")
+    if kind == "system":
+        subtype = data.get("subtype")
+        if isinstance(subtype, str) and subtype in _messages.SYSTEM_SUBTYPE_CLASSES:
+            return _messages.SYSTEM_SUBTYPE_CLASSES[subtype]
+    found = CLASS_OF.get(kind) if isinstance(kind, str) else None
+    return found or UnknownMessage
 
 
 def recording(name: str) -> list[dict[str, Any]]:
@@ -82,7 +94,7 @@ def test_every_recorded_line_parses_to_its_class_and_keeps_raw() -> None:
         if data["type"].startswith("control_"):
             continue
         msg = parse_line(line)
-        assert type(msg) is CLASS_OF.get(data["type"], UnknownMessage)
+        assert type(msg) is class_of(data)
         assert to_dict(msg) == data  # nothing lost
         assert msg.type == data["type"]
 
@@ -406,9 +418,7 @@ def test_mutated_recorded_lines_never_raise_and_stay_typed(data: st.DataObject) 
         return
     msg = parse_message(mutated)
     assert msg.raw is mutated
-    kind = mutated.get("type")
-    expected = CLASS_OF.get(kind) if isinstance(kind, str) else None
-    assert type(msg) is (expected or UnknownMessage)
+    assert type(msg) is class_of(mutated)
     check_types(msg)
 
 
