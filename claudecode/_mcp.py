@@ -432,7 +432,7 @@ class ToolResult:
 
     content: tuple[dict[str, Any], ...] = attrs.field(converter=_content, factory=tuple)
     is_error: bool = False
-    structured_content: dict[str, Any] | None = None
+    structured_content: dict[str, Any] | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def text(cls, text: str, *, is_error: bool = False) -> ToolResult:

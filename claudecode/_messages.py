@@ -83,7 +83,9 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
-from claudecode._usage import ModelUsage, Usage, model_usage_of
+from claudecode._lenient import lenient as _lenient
+from claudecode._lenient import register
+from claudecode._usage import ModelUsage, Usage, model_usage_of, usage_of
 
 _orjson: Any
 try:  # optional accelerator: 3-5x faster decoding than the stdlib
@@ -1720,78 +1722,11 @@ def _parse_stream_event(d: RawDict) -> Message:
 
 
 # The rarer line types are structured by one generic, lenient function per
-# class, derived from the class's attrs fields: each field is read from the
-# line under its own name (or ``metadata["wire"]``) and kept only when it has
-# the annotated type; otherwise the field's default is used. Never raises.
+# class (claudecode._lenient), derived from the class's attrs fields.
 
+register("Usage | None", usage_of)
+_lenient(RateLimitInfo)  # registers the nested class for RateLimitEvent
 
-def _lenient_value(annotation: str) -> Callable[[Any], Any] | None:
-    """The reader of one field, from its annotation (``None``: keep the value as is)."""
-    readers: dict[str, Callable[[Any], Any]] = {
-        "str": _str,
-        "str | None": _opt_str,
-        "int | None": _opt_int,
-        "float | None": _opt_float,
-        "bool": lambda v: v is True,
-        "bool | None": _opt_bool,
-        "dict[str, Any]": lambda v: v if v.__class__ is dict else {},
-        "dict[str, Any] | None": _opt_dict,
-        "list[str]": _str_list,
-        "list[dict[str, Any]]": lambda v: (
-            [e for e in v if e.__class__ is dict] if v.__class__ is list else []),
-        "list[str] | None": lambda v: _str_list(v) if v.__class__ is list else None,
-        "list[dict[str, Any]] | None": lambda v: (
-            [e for e in v if e.__class__ is dict] if v.__class__ is list else None),
-        "list[Any] | None": _opt_list,
-        "list[Any]": lambda v: v if v.__class__ is list else [],
-        "Usage | None": lambda v: Usage(v) if v.__class__ is dict else None,
-        "RateLimitInfo": lambda v: _RATE_LIMIT_INFO(v if v.__class__ is dict else {}),
-        "Any": lambda v: v,
-    }
-    return readers.get(annotation)
-
-
-_MISSING: Final = object()
-
-
-def _lenient(cls: type[Any]) -> Callable[[RawDict], Any]:
-    """A never-raising structure function for the attrs class ``cls``."""
-    plan: list[tuple[str, str, Callable[[Any], Any], Any]] = []
-    for field in attrs.fields(cls):
-        if field.name == "raw":
-            continue
-        reader = _lenient_value(str(field.type))
-        if reader is None:  # pragma: no cover - a new field type without a reader
-            raise TypeError(f"{cls.__name__}.{field.name}: no reader for {field.type}")
-        default = field.default
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            factory = default.factory
-            default = _MISSING if factory in (list, dict) else factory()
-            empty: Any = factory
-        else:
-            empty = None
-        plan.append((field.name, field.metadata.get("wire", field.name), reader,
-                     (default, empty)))
-
-    def structure(d: RawDict) -> Any:
-        get = d.get
-        kwargs: dict[str, Any] = {}
-        for name, wire, reader, (default, empty) in plan:
-            value = get(wire)
-            if value is None:
-                if default is _MISSING:
-                    kwargs[name] = empty()
-                elif default is not None:
-                    kwargs[name] = default
-                continue
-            kwargs[name] = reader(value)
-        return cls(**kwargs, raw=d)
-
-    return structure
-
-
-_RATE_LIMIT_INFO: Callable[[RawDict], RateLimitInfo]  # assigned below (RateLimitEvent needs it)
-_RATE_LIMIT_INFO = _lenient(RateLimitInfo)
 
 _SYSTEM_PARSERS: Final[dict[str, Callable[[RawDict], Message]]] = {
     cls_subtype: _lenient(cls_)
