@@ -442,11 +442,13 @@ async def mcp_toggle(session: Any, server_name: str, enabled: bool,
 
 async def set_mcp_servers(session: Any, servers: Mapping[str, Any],
                           timeout: float | None = _TIMEOUT) -> McpSetServersResult:
-    """Replace the session's MCP servers (those given in ``mcp_servers``) with ``servers``.
+    """Set the session's dynamic MCP servers: add, replace and remove them at run time.
 
     ``servers`` maps names to configs (``{"command": ..., "args": [...]}``,
     ``{"type": "http", "url": ...}``...) or to in-process servers the session
-    was started with. The new set is also what a restarted CLI gets.
+    was started with. It replaces the in-process servers and the servers of
+    earlier calls; the external servers of the start-up ``mcp_servers`` stay
+    (as the CLI does). A restarted CLI starts with the same set.
 
     Args:
         session: a pid or a name.
@@ -498,10 +500,11 @@ async def rewind_files(session: Any, user_message_id: str, *, dry_run: bool = Fa
         timeout: seconds to wait.
 
     Returns:
-        Whether it could, and what changed (or would change).
+        Whether it could, and what changed (or would change). A dry run
+        reports an impossible rewind here (``can_rewind`` false, ``error``).
 
     Raises:
-        SessionError: the rewind failed.
+        SessionError: the rewind failed (no checkpoint for that message...).
     """
     answer = await send_control_request(
         session, "rewind_files", {"user_message_id": user_message_id, "dry_run": dry_run},

@@ -273,6 +273,7 @@ class Session(otpy.GenServer):
     turns: int
     owner: _Request | None
     lifecycle_seen: bool
+    startup_servers: frozenset[str]
     subscribers: dict[Ref, _Subscriber]
     backlog: deque[Message]
     backlog_dropped: int
@@ -299,6 +300,10 @@ class Session(otpy.GenServer):
         self.owner_ref = otpy.monitor(owner) if owner is not None else None
         self.owner = None
         self.lifecycle_seen = False
+        from claudecode._options import is_sdk_mcp_server
+
+        self.startup_servers = frozenset(
+            k for k, v in (options.mcp_servers or {}).items() if not is_sdk_mcp_server(v))
         self.subscribers = {}
         self.backlog = deque()
         self.backlog_dropped = 0
@@ -422,8 +427,10 @@ class Session(otpy.GenServer):
                 wire[key] = {"type": "sdk", "name": key}
             else:
                 wire[key] = server
-        try:
-            self.options = self.options.merge(mcp_servers=servers)
+        try:  # what a restarted CLI gets: the start-up servers and these
+            started = {k: v for k, v in (self.options.mcp_servers or {}).items()
+                       if k in self.startup_servers}
+            self.options = self.options.merge(mcp_servers={**started, **servers})
         except OptionError as exc:
             return ("error", "option", str(exc))
         return await self._control_or_defer("mcp_set_servers", {"servers": wire}, caller)
