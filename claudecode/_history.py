@@ -72,6 +72,7 @@ __all__ = [
     "read_file",
     "read_session",
     "rename_session",
+    "session_info",
     "subagent_info",
     "subagent_messages",
     "summary",
@@ -848,6 +849,30 @@ def _epoch_ms(stamp: str | None) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
+def session_info(
+    session_id: str,
+    project_path: str | os.PathLike[str] | None = None,
+    *,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> SessionInfo | None:
+    """What :func:`list_sessions` would say about one stored session.
+
+    Args:
+        session_id: the session's UUID.
+        project_path: its working directory, or ``None`` to search all projects.
+        config_dir: see :func:`claude_config_dir`.
+
+    Returns:
+        The record, or ``None`` for a subagent or metadata-only transcript.
+
+    Raises:
+        InvalidSessionIdError: not a UUID.
+        SessionNotFoundError: no such transcript.
+    """
+    path = find_session_path(session_id, project_path, config_dir=config_dir)
+    return _session_info(path, session_id)
+
+
 def _sessions_in(directory: Path) -> list[SessionInfo]:
     out = []
     try:
@@ -1259,6 +1284,8 @@ class History:
     decode_project_dir_name = staticmethod(decode_project_dir_name)
     conversation_chain = staticmethod(conversation_chain)
     config_dir = staticmethod(claude_config_dir)
+    session_info = staticmethod(session_info)
+    get_session_info = staticmethod(session_info)
     list_subagents = staticmethod(list_subagents)
     subagent_messages = staticmethod(subagent_messages)
     get_subagent_messages = staticmethod(subagent_messages)

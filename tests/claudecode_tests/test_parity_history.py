@@ -86,6 +86,7 @@ async def test_subagents_and_stored_session_edits(opts: dict[str, Any],
         History.rename_session(sid, "  the delegation  ", cwd, config_dir=config)
         History.tag_session(sid, "exp\u200b-1", cwd, config_dir=config)
         [info] = History.list_sessions(cwd, config_dir=config)
+        assert info == History.session_info(sid, cwd, config_dir=config)
         assert info.custom_title == "the delegation" == info.summary
         assert info.tag == "exp-1" and info.created_at and info.created_at > 1_600_000_000_000
         History.tag_session(sid, None, cwd, config_dir=config)
