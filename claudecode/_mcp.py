@@ -376,6 +376,13 @@ def _validator(schema: Mapping[str, Any]) -> Validator:
     return found
 
 
+def _check(instance: Any, validator: Validator) -> None:
+    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    if error is not None:
+        path, message = _message(error)
+        raise ValidationError(path, message)
+
+
 def validate(instance: Any, schema: Mapping[str, Any]) -> None:
     """Check ``instance`` against ``schema`` with the ``jsonschema`` library.
 
@@ -390,10 +397,7 @@ def validate(instance: Any, schema: Mapping[str, Any]) -> None:
         ValidationError: the most relevant mismatch (``.path`` says where, as
             ``$.items[2].name``).
     """
-    error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(instance))
-    if error is not None:
-        path, message = _message(error)
-        raise ValidationError(path, message)
+    _check(instance, _validator(schema))
 
 
 # ---------------------------------------------------------------------------
@@ -594,6 +598,11 @@ class Tool:
     input_schema: dict[str, Any]
     handler: ToolHandler = attrs.field(repr=False)
     annotations: dict[str, Any] | None = None
+    _checker: Validator | None = attrs.field(init=False, default=None, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        # compiled once: validating a call then costs no schema work
+        object.__setattr__(self, "_checker", _validator(self.input_schema))
 
     def __call__(self, args: dict[str, Any]) -> Any:
         """Call the wrapped function directly (no validation).
@@ -638,7 +647,7 @@ class Tool:
         """
         args = {} if arguments is None else arguments
         try:
-            validate(args, self.input_schema)
+            _check(args, self._checker or _validator(self.input_schema))
         except ValidationError as exc:
             return ToolResult.error(f"Tool error: invalid arguments for {self.name!r}: {exc}")
         value: Any = None
