@@ -7,7 +7,9 @@ none of that may leak into (or be taken for) the next query's stream.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,8 @@ import otpy
 from claudecode.testing import Echo, FakeAnthropic, RecordedRequest, Text, Thinking, ToolUse, Turn
 
 __all__ = ["fake", "no_orphans", "opts"]  # fixtures used by name
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _is(prompt: str) -> Any:
@@ -186,3 +190,21 @@ async def test_query_takes_a_streaming_prompt(opts: dict[str, Any],
     async with otpy.open_node():
         result = await claudecode.query(_prompts("only one"), **opts)
         assert result.result == "got only one"
+
+
+async def test_a_cli_that_does_not_announce_turns_still_gets_its_answers(
+        tmp_path: Path) -> None:
+    """Without ``command_lifecycle`` lines (an older CLI, a stand-in such as the
+    benchmarks' stub), everything while a query runs is that query's."""
+    stub = ROOT / "bench" / "_stub_cli.py"
+    cli = tmp_path / "claude"
+    cli.write_text(f"#!/bin/sh\nexec {sys.executable} {stub} \"$@\"\n")
+    cli.chmod(0o755)
+    async with otpy.open_node():
+        session = await claudecode.start_link(cli_path=str(cli), cwd=str(tmp_path))
+        for _ in range(2):
+            assert await claudecode.stream(session, "ping").final_text() == "pong"
+        async with claudecode.subscribe(session) as events:
+            with pytest.raises(otpy.Timeout):
+                await events.next(timeout=0.2)  # nothing went outside the turns
+        await claudecode.stop(session)
