@@ -166,6 +166,9 @@ class Node(Adapter):
         if options.cwd is None:
             raise InvalidOptionError("cwd", "the Node adapter needs a cwd (created on the "
                                             "sandbox)")
+        if options.user is not None:
+            raise InvalidOptionError("user", "the Node adapter runs the CLI as the sandbox's "
+                                             "own user; start the sandbox as that user")
         _, specs = build_hooks_config(options.hooks)
         for spec in specs:
             if spec.where == "remote":
@@ -231,6 +234,18 @@ class Node(Adapter):
         otpy.link(pid)
         logger.info("session %r: CLI running on %s (adapter %r)", session, self.node, pid)
         return pid  # type: ignore[no-any-return]
+
+    async def history(self, prepared: Any, function: str, args: list[Any],
+                      kwargs: dict[str, Any], context: dict[str, Any]) -> Any:
+        """Run the :class:`~claudecode.History` function on the sandbox (the
+        transcripts are there) and rebuild typed results here."""
+        from claudecode._history import from_terms
+
+        if kwargs.get("config_dir") is None and context.get("config_dir") is not None:
+            kwargs = {**kwargs, "config_dir": context["config_dir"]}
+        await self.connect()
+        terms = await self.rpc("history", [function, args, kwargs], f"reading {function}")
+        return from_terms(function, terms)
 
     def describe(self) -> str:
         return f"Node({self.node})"
@@ -392,6 +407,11 @@ class Pool(Adapter):
 
     def release(self, prepared: Any) -> None:
         _unreserve(prepared)
+
+    async def history(self, prepared: Any, function: str, args: list[Any],
+                      kwargs: dict[str, Any], context: dict[str, Any]) -> Any:
+        name = prepared.node if isinstance(prepared, _Placement) else self.nodes[0]
+        return await self._node(name).history(None, function, args, kwargs, context)
 
     def describe(self) -> str:
         return f"Pool({', '.join(self.nodes)})"

@@ -149,11 +149,19 @@ async def wait_until(pred: Any, timeout: float = 10.0) -> None:
 
 async def test_remote_session_multi_turn_runs_the_cli_on_the_sandbox(
         epmd_port: int, sandbox: Sandbox, opts: dict[str, Any]) -> None:
+    lines: list[str] = []
     async with app_node(epmd_port):
-        session = await claudecode.start_link(adapter=Node(sandbox.name), **opts)
+        session = await claudecode.start_link(adapter=Node(sandbox.name), stderr=lines.append,
+                                              extra_args={"debug-to-stderr": None}, **opts)
         first = await claudecode.stream(session, "hello").final_text()
         second = await claudecode.stream(session, "again").final_text()
         assert first.startswith("echo #2") and second.startswith("echo #4")  # it remembers
+        # the CLI's stderr lines came home, live; the transcript is read on the sandbox
+        assert any("[API REQUEST] /v1/messages" in line for line in lines)
+        stored = await claudecode.get_messages(session)
+        assert [m.text for m in stored] == ["hello", first, "again", second]
+        listed = await claudecode.list_sessions(session)
+        assert [s.session_id for s in listed] == [await claudecode.get_session_id(session)]
         info = await claudecode.adapter_info(session)
         assert info["adapter_pid"].node.name == sandbox.name  # the adapter lives there
         assert parent_of(info["os_pid"]) == sandbox.pid  # and so does the CLI
@@ -172,9 +180,10 @@ async def test_callbacks_come_home_and_remote_hooks_run_on_the_sandbox(
     asked: list[str] = []
 
     @claudecode.tool("add", "Add two integers", {"a": int, "b": int})
-    async def add(args: dict[str, Any]) -> str:
+    async def add(args: dict[str, Any]) -> dict[str, Any]:
         ran_at.append((otpy.node(), os.getpid()))
-        return str(args["a"] + args["b"])
+        # claude-agent-sdk's result shape: the model reads the text, remotely too
+        return {"content": [{"type": "text", "text": str(args["a"] + args["b"])}]}
 
     async def local_hook(input: dict[str, Any], tool_use_id: str | None) -> dict[str, Any]:
         local_hooks.append(os.getpid())
