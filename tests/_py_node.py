@@ -23,6 +23,8 @@ class Echo(otpy.GenServer):
     async def handle_call(self, request: Any, caller: Any) -> Any:
         if request == "crash":
             raise RuntimeError("echo crashed")
+        if request == "unencodable":
+            return {1, 2}  # no Erlang term: the caller's call fails, not this server
         return ("echo", request, otpy.node())
 
 

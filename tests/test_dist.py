@@ -593,3 +593,32 @@ def test_calling_self_crosses_as_erlangs_atom() -> None:
 
     assert reason_to_term(otpy.CallingSelf()) is Atom("calling_self")
     assert term_to_reason(Atom("calling_self")) == otpy.CallingSelf()
+
+
+async def test_typed_values_cross_and_unencodable_ones_fail_only_their_call(
+        epmd: Epmd, py_peer: PyNode) -> None:
+    """Issue 16: registered classes (here otpy's own: Down, Crash, reasons)
+    cross typed both ways; an unencodable request raises at the sender with
+    the path; an unencodable reply fails that call, not the server."""
+    async with our_node(epmd):
+        peer = py_peer.name
+        try:
+            raise KeyError("lost")
+        except KeyError as exc:
+            crash = otpy.Crash(exc)
+        value = [otpy.Down(otpy.Ref.make(Atom(otpy.node()), 1), otpy.self(), crash),
+                 otpy.Shutdown("bye"), otpy.Timeout()]
+        reply = await otpy.call(("echo", peer), value)
+        down, shutdown, timeout = reply[1]
+        assert isinstance(down, otpy.Down) and down.pid == otpy.self()
+        assert isinstance(down.reason.exception, otpy.RemoteError)
+        assert down.reason.exception.type_name == "KeyError"
+        assert (shutdown, timeout) == (otpy.Shutdown("bye"), otpy.Timeout())
+        with pytest.raises(otpy.ETFEncodeError) as info:
+            await otpy.call(("echo", peer), {"fine": 1, "bad": object()})
+        assert info.value.path == "term['bad']"  # the request
+        with pytest.raises(otpy.CallError) as failed:
+            await otpy.call(("echo", peer), "unencodable")
+        assert isinstance(failed.value.reason, otpy.Unencodable)
+        assert "set" in failed.value.reason.detail
+        assert (await otpy.call(("echo", peer), "still here"))[1] == "still here"

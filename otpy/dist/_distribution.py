@@ -152,6 +152,9 @@ class Distribution:
             return True
         conn = self._conn(Atom(peer))
         await conn.ready.wait()
+        if conn.up:
+            # Return with the peer's global names known here (global:sync/0).
+            await self.globals.exchange(peer, self.connect_timeout)
         return conn.up
 
     def disconnect(self, peer: str) -> bool:

@@ -44,6 +44,7 @@ from otpy._reasons import (
     Unencodable,
 )
 from otpy._genserver import CallFailed
+from otpy._registry import Global, Via
 from otpy._supervisor import RESTARTING, ChildInfo, Restarting
 from otpy._supervisor import _Err as _SupervisorErr
 from otpy._terms import Atom
@@ -222,6 +223,8 @@ for _cls in (Normal, Shutdown, Kill, Killed, NoProc, NoConnection, CallingSelf, 
 register_struct(Timeout, name="otpy.Timeout", to_fields=lambda _: {},
                 from_fields=lambda _: Timeout())
 register_struct(ChildInfo, name="otpy.ChildInfo")
+register_struct(Global, name="otpy.Global")
+register_struct(Via, name="otpy.Via")
 register_struct(CallFailed, name="otpy.CallFailed", to_fields=lambda f: {"reason": f.reason},
                 from_fields=lambda f: CallFailed(f["reason"]))
 register_struct(_SupervisorErr, name="otpy.SupervisorReply",
