@@ -32,7 +32,7 @@ import trio
 from _session_env import CLI, fake, no_orphans
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the erl helpers
-from _dist_erl import Epmd, ErlNode, unique  # noqa: E402
+from _dist_erl import Epmd, ErlNode, unique
 
 import claudecode
 import otpy
