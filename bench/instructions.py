@@ -8,7 +8,10 @@ Python's hash seed are fixed, so a checkout gives the same count every run):
 
 - ring: 200 processes pass a token round (each hop a send, a wake-up, a
   receive);
-- calls: sequential `otpy.call`s to an echo GenServer.
+- calls: sequential `otpy.call`s to an echo GenServer;
+- spawn: processes that exit at once, each awaited through its monitor;
+- restart: a supervised GenServer crashed and restarted, waiting each time
+  until the new one answers.
 
 Give one or more otpy checkouts to compare them in one run (default: this one).
 
@@ -68,11 +71,44 @@ async def calls():
     for i in range(N * 100):
         await otpy.call(server, i)
 
-otpy.run(ring if KIND == "ring" else calls)
+async def nothing():
+    pass
+
+async def spawn():
+    for _ in range(N * 100):
+        _, ref = otpy.spawn_monitor(nothing)
+        await otpy.receive(lambda m: isinstance(m, otpy.Down) and m.ref == ref)
+
+class Crashy(otpy.GenServer):
+    async def handle_call(self, request, caller):
+        return request
+
+    async def handle_cast(self, request):
+        raise RuntimeError("crash")
+
+async def restart():
+    import logging
+    logging.disable(logging.CRITICAL)
+    await otpy.Supervisor.start_link([Crashy.child_spec(name="crashy")],
+                                     max_restarts=10**9, max_seconds=1)
+    for _ in range(N * 10):
+        old = otpy.whereis("crashy")
+        ref = otpy.monitor(old)
+        otpy.cast("crashy", "boom")
+        await otpy.receive(lambda m: isinstance(m, otpy.Down) and m.ref == ref)
+        while True:
+            try:
+                await otpy.call("crashy", "ping")
+                break
+            except otpy.CallError:
+                await trio.sleep(0)  # the supervisor has not restarted it yet
+
+otpy.run({"ring": ring, "calls": calls, "spawn": spawn, "restart": restart}[KIND])
 '''
 
 #: (workload, small N, large N, units of work per unit of N)
-RUNS = [("ring", 1, 11, 200), ("calls", 1, 11, 100)]
+RUNS = [("ring", 1, 11, 200), ("calls", 1, 11, 100), ("spawn", 1, 11, 100),
+        ("restart", 1, 11, 10)]
 
 
 def count(checkout: Path, script: Path, kind: str, n: int) -> int:
@@ -95,8 +131,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "workload.py"
         script.write_text(WORKLOAD)
-        print("| checkout | instructions per ring hop | instructions per call |")
-        print("|---|---|---|")
+        print("| checkout | per ring hop | per call | per spawn | per crash+restart |")
+        print("|---|---|---|---|---|")
         for checkout in args.checkouts:
             rev = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
                                  capture_output=True, text=True).stdout.strip()

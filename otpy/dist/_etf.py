@@ -863,6 +863,8 @@ def _load_c_decoder() -> Callable[..., tuple[Any, int]] | None:
         from otpy.dist import _etf_c
     except ImportError:
         return None
+    if not hasattr(_etf_c, "set_struct_hook"):  # built from older sources: not used
+        return None
     _etf_c.setup(_ATOM_VALUES, _RAW_ATOMS, _PIDS, Ref, ImproperList, MapKey, ETFDecodeError,
                  struct.error, _DECODERS, _DEFAULT_CTX, _d_map_exact, DEFAULT_MAX_DEPTH)
     return _etf_c.decode_at
