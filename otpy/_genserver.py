@@ -16,7 +16,7 @@ import trio
 
 from otpy._child_spec import ChildSpec
 from otpy._node import Node, NotRegisteredError
-from otpy._process import Process, current, flush_ref, receive, receive_reply
+from otpy._process import Process, current, flush_ref, park, receive, receive_reply
 from otpy._reasons import (
     KILL,
     NORMAL,
@@ -310,7 +310,10 @@ class GenServer:
                             _reply_or_fail(caller, value.reply)
                         pending = value
                     elif value is not NoReply:
-                        _reply_or_fail(caller, value)
+                        try:
+                            reply(caller, value)
+                        except TypeError:  # unencodable for a remote caller's node
+                            _reply_or_fail(caller, value)
                     continue
                 if t is tuple and msg and msg[0] is GEN_CAST and len(msg) == 2:
                     pending = await self.handle_cast(msg[1])
@@ -490,7 +493,8 @@ async def call(server: Any, request: Any, timeout: float | None = 5.0) -> Any:
     aliases.add(ref)
     target.deliver((GEN_CALL, (me, ref), request))
     try:
-        msg = await receive_reply(proc, ref, timeout, scan=False)
+        # Nothing for this fresh ref can be queued yet: wait without a scan.
+        msg = await park(proc, None, ref, timeout)
     except Timeout:
         raise CallError(Timeout(), server, request) from None
     finally:
@@ -512,7 +516,7 @@ async def _remote_call(
     # An unencodable request raises here, before anything is sent.
     call = dist.start_call(proc, server, ref, request)
     try:
-        reply_msg = await receive_reply(proc, ref, timeout, scan=False)
+        reply_msg = await park(proc, None, ref, timeout)
     except Timeout:
         raise CallError(Timeout(), server, request) from None
     finally:
