@@ -422,6 +422,8 @@ def _d_small_tuple(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, i
     pos += 1
     if n == 0:
         return (), pos
+    if n > len(data) - pos:  # every element takes at least one byte
+        raise _truncated()
     if depth <= 0:
         raise _too_deep(pos)
     depth -= 1

@@ -14,8 +14,8 @@
  *
  * Hostile input: decoding is linear in the input (a list's tail that is a list
  * continues it in the same loop), and nothing is allocated ahead of the bytes
- * that fill it beyond PREALLOC slots: a tuple or list that announces more
- * elements grows as they are decoded.
+ * that fill it beyond PREALLOC slots per level: a tuple or list that announces
+ * more elements grows as they are decoded.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -43,7 +43,7 @@ static int ready = 0;
 
 /* Slots allocated ahead of the elements that fill them (a tuple or list that
  * announces more grows while it is decoded). */
-#define PREALLOC 256
+#define PREALLOC 64
 
 static PyObject *
 truncated(void)
@@ -465,6 +465,8 @@ dec(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos, in
             *end = pos + 2;
             return PyTuple_New(0);
         }
+        if (n > len - pos - 2) /* every element takes at least one byte */
+            return truncated();
         if (depth <= 0)
             return too_deep(pos + 2);
         return dec_items(data, buf, len, pos + 2, n, depth - 1, 1, end);
