@@ -92,7 +92,8 @@ class Sandbox:
     """``claudecode sandbox`` in its own OS process."""
 
     def __init__(self, epmd_port: int, tmp: Path, env: dict[str, str] | None = None,
-                 tls: otpy.TLSConfig | None = None, extra: list[str] | None = None) -> None:
+                 tls: otpy.TLSConfig | None = None, extra: list[str] | None = None,
+                 no_base_url: bool = False) -> None:
         self.name = f"{unique('sbx')}@localhost"
         cookie_file = tmp / f"{self.name}.cookie"
         cookie_file.write_text(COOKIE)
@@ -102,7 +103,8 @@ class Sandbox:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "claudecode._cli", "sandbox", "--name", self.name,
              "--cookie-file", str(cookie_file), "--epmd-port", str(epmd_port),
-             "--workspace-root", str(tmp), "--allow-env", "ANTHROPIC_BASE_URL",
+             "--workspace-root", str(tmp),
+             *([] if no_base_url else ["--allow-env", "ANTHROPIC_BASE_URL"]),
              "--allow-hook", "_remote_hooks:*", *(extra or []),
              "--net-ticktime", str(TICK), "--log-level", "WARNING", *tls_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

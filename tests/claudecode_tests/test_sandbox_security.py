@@ -73,6 +73,14 @@ async def refused(box: Sandbox, function: str, args: list[Any]) -> str:
     return str(info.value.reason)
 
 
+def inside(opts: dict[str, Any], root: Path, work: str) -> dict[str, Any]:
+    """Session options with cwd, HOME and the CLI's config directory under ``root``."""
+    home = root / "home"
+    home.mkdir(exist_ok=True)
+    env = {**opts["env"], "HOME": str(home), "CLAUDE_CONFIG_DIR": str(home / ".claude")}
+    return {**opts, "cwd": str(root / work), "env": env}
+
+
 def spec(root: Path, **changes: Any) -> dict[str, Any]:
     """A launch spec like the Node adapter's, with ``changes``."""
     work = root / "work"
@@ -203,12 +211,9 @@ async def test_a_caller_runs_sessions_with_its_key_and_never_sees_the_cookie(
     sandbox's environment but never the cookie (not as OTPY_COOKIE, not inside
     another variable). A local session's CLI does not get OTPY_COOKIE either."""
     work = root / "session"
-    home = root / "home"
-    home.mkdir(exist_ok=True)
-    env = {**opts["env"], "HOME": str(home), "CLAUDE_CONFIG_DIR": str(home / ".claude")}
     async with app_node(epmd_port):
         session = await claudecode.start_link(
-            adapter=Node(box.name), **{**opts, "cwd": str(work), "env": env,
+            adapter=Node(box.name), **{**inside(opts, root, "session"),
                                        "api_key": "sk-caller-own-key", "model": "claude-x"})
         assert (await claudecode.stream(session, "hi").final_text()).startswith("echo")
         cli = (await claudecode.adapter_info(session))["os_pid"]
@@ -279,3 +284,72 @@ def test_an_operator_cannot_allow_variables_that_choose_code(tmp_path: Path,
     cookie.chmod(0o400)
     done = _sandbox_cli(tmp_path, "--cookie-file", str(cookie), "--allow-env", variable)
     assert done.returncode == 2 and f"--allow-env {variable}: never allowed" in done.stderr
+
+
+# ------------------------------------------------- what a cookie holder can do
+
+
+async def test_a_cookie_holder_can_run_commands_through_the_clis_options(
+        epmd_port: int, box: Sandbox, erl: ErlNode, root: Path, opts: dict[str, Any]) -> None:
+    """The threat model's first 'can': a stdio MCP server in the session options is
+    a command the CLI runs as the sandbox's user (hence OS-level isolation)."""
+    marker = root / "ran-as"
+    async with app_node(epmd_port):
+        session = await claudecode.start_link(
+            adapter=Node(box.name),
+            mcp_servers={"probe": {"type": "stdio", "command": "/bin/sh",
+                                   "args": ["-c", f"id -u > {marker}"]}},
+            **inside(opts, root, "mcp"))
+        await claudecode.stream(session, "hi").final_text()
+        with trio.fail_after(20):
+            while not marker.exists() or not marker.read_text():
+                await trio.sleep(0.1)
+        assert int(marker.read_text()) == os.stat(f"/proc/{box.pid}").st_uid
+        await claudecode.stop(session)
+        await still_serves(erl, box)
+
+
+async def test_a_cookie_holder_can_kill_another_sessions_adapter(
+        epmd_port: int, box: Sandbox, erl: ErlNode, root: Path, opts: dict[str, Any]) -> None:
+    """Any process on the sandbox can be sent an exit signal by a node holding the
+    cookie, as in Erlang: the session whose adapter is killed ends."""
+    from otpy.dist._etf import term_to_binary
+
+    async with app_node(epmd_port):
+        otpy.trap_exits(True)
+        session = await claudecode.start_link(adapter=Node(box.name),
+                                              **inside(opts, root, "victim"))
+        await claudecode.stream(session, "hi").final_text()
+        adapter = (await claudecode.adapter_info(session))["adapter_pid"]
+        pid = ",".join(str(b) for b in term_to_binary(adapter))
+        await trio.to_thread.run_sync(erl.eval, f"exit(binary_to_term(<<{pid}>>), kill).")
+        exit_msg = await otpy.receive(otpy.Exit, timeout=10)
+        assert exit_msg.pid == session
+        await still_serves(erl, box)
+
+
+async def test_a_cookie_holder_reads_history_and_load(epmd_port: int, box: Sandbox,
+                                                      erl: ErlNode, root: Path) -> None:
+    async with app_node(epmd_port):
+        config = root / "home" / ".claude"
+        config.mkdir(parents=True, exist_ok=True)
+        projects = await otpy.rpc.call(box.name, MODULE, "history",
+                                       ["list_projects", [], {"config_dir": str(config)}],
+                                       timeout=10)
+        assert isinstance(projects, list) and all(isinstance(p, str) for p in projects)
+        assert await otpy.rpc.call(box.name, MODULE, "running_clis", [], timeout=10) == 0
+
+
+async def test_the_api_base_url_only_when_the_operator_allows_it(
+        epmd_port: int, tmp_path: Path, opts: dict[str, Any]) -> None:
+    """Without --allow-env ANTHROPIC_BASE_URL a caller cannot send the CLI's
+    requests (and the sandbox's key) to a server of its choice."""
+    strict = Sandbox(epmd_port, tmp_path, no_base_url=True)
+    try:
+        async with app_node(epmd_port):
+            with pytest.raises(claudecode.ClaudeCodeError) as info:
+                session = await claudecode.start_link(adapter=Node(strict.name), **opts)
+                await claudecode.stream(session, "hi").final_text()
+            assert "ANTHROPIC_BASE_URL" in str(info.value)
+    finally:
+        strict.stop()
