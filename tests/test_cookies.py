@@ -71,7 +71,7 @@ def _erl_cookie(home: Path, epmd: Epmd) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["erl", "-noshell", "-start_epmd", "false", "-sname", unique("ckerl"), "-eval",
          'io:format("@@~s~n", [erlang:get_cookie()]), halt().'],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, timeout=60, check=False, cwd=home,  # its crash dump
         env={**os.environ, "HOME": str(home), "ERL_EPMD_PORT": str(epmd.port)})
 
 

@@ -83,12 +83,13 @@ class Connection:
         Past the hard cap (the node's ``max_queue`` bytes queued) the packet is
         not queued and the connection is dropped instead (see `overflow`).
         """
-        if self.queued > self.limit:
+        queued = self.queued
+        if queued > self.limit:
             self.overflow()
             return
-        data = len(packet).to_bytes(4, "big") + packet
-        self.outbox.append(data)
-        self.queued += len(data)
+        n = len(packet)
+        self.outbox.append(n.to_bytes(4, "big") + packet)
+        self.queued = queued + n + 4
         self.sent_since_tick = True
         if self.corked:
             return
