@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "repeatable)")
     p.add_argument("--allow-cli-flag", action="append", default=[], metavar="--FLAG",
                    help="a CLI flag callers may pass beyond the session options' (extra_args; "
-                   "repeatable)")
+                   "write it --allow-cli-flag=--FLAG; repeatable)")
     p.add_argument("--epmd-port", type=int, help="EPMD port (default $ERL_EPMD_PORT or 4369)")
     p.add_argument("--listen-host", default="0.0.0.0",
                    help="interface for distribution connections (default all)")

@@ -9,6 +9,7 @@ small caches of encoded packet heads.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from otpy.dist._distribution import Distribution
 
 __all__ = ["Connection", "remember"]
+
+logger = logging.getLogger("otpy.dist")
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -148,8 +151,11 @@ class Connection:
         """
         if self.closed:
             return
-        self.dist.drop(self, f"{self.queued} bytes queued for it, over max_queue="
-                             f"{self.dist.max_queue} (it does not read what it is sent)")
+        why = (f"{self.queued} bytes queued for it, over max_queue={self.dist.max_queue} "
+               "(it does not read what it is sent)")
+        if not self.up:  # a connection being set up: `drop` logs only lost ones
+            logger.warning("dropping the connection to %s being set up: %s", self.label, why)
+        self.dist.drop(self, why)
 
     def __repr__(self) -> str:
         return f"<Connection {self.label} {'up' if self.up else 'setting up'}>"

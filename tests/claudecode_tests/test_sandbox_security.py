@@ -286,6 +286,21 @@ def test_an_operator_cannot_allow_variables_that_choose_code(tmp_path: Path,
     assert done.returncode == 2 and f"--allow-env {variable}: never allowed" in done.stderr
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--allow-hook", "_remote_hooks:_private"], "--allow-hook: rpc_allow entry"),
+    (["--allow-cli-flag=x"], "--allow-cli-flag x: not a '--flag'"),
+    (["--workspace-root", "/nonexistent/root"], "--workspace-root /nonexistent/root is not a "
+                                                "directory"),
+])
+def test_a_malformed_sandbox_rule_stops_it_at_start(tmp_path: Path, args: list[str],
+                                                    message: str) -> None:
+    cookie = tmp_path / "cookie"
+    cookie.write_text("a-cookie-value")
+    cookie.chmod(0o400)
+    done = _sandbox_cli(tmp_path, "--cookie-file", str(cookie), *args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
 # ------------------------------------------------- what a cookie holder can do
 
 
@@ -353,3 +368,30 @@ async def test_the_api_base_url_only_when_the_operator_allows_it(
             assert "ANTHROPIC_BASE_URL" in str(info.value)
     finally:
         strict.stop()
+
+
+def test_an_operator_can_allow_an_extra_cli_flag(tmp_path: Path) -> None:
+    from claudecode._options import BASE_ARGS
+    from claudecode.sandbox import Policy
+
+    strict = Policy.make("/bin/true", tmp_path)
+    lenient = Policy.make("/bin/true", tmp_path, allow_cli_flags=["--foo"])
+    args = [*BASE_ARGS, "--model=m", "--foo=1"]
+    with pytest.raises(ValueError, match="CLI flag '--foo'"):
+        strict.args(args)
+    assert lenient.args(args) == args
+    assert "s3cret" not in repr(Policy.make("/bin/true", tmp_path, cookie="s3cret"))
+
+
+def test_the_sandboxs_flag_list_covers_every_flag_the_options_produce() -> None:
+    """Every flag `to_cli_args` can write is one the sandbox accepts (no drift)."""
+    import inspect
+    import re
+
+    from claudecode._options import to_cli_args
+    from claudecode.sandbox import CLI_FLAGS
+
+    source = inspect.getsource(to_cli_args)
+    produced = set(re.findall(r'(?:val|flag)\("(--[\w-]+)"', source))
+    produced |= set(re.findall(r'args\.append\("(--[\w-]+)"\)', source))
+    assert produced and produced <= CLI_FLAGS, produced - CLI_FLAGS
