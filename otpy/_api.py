@@ -24,6 +24,7 @@ from otpy._reasons import (
     Shutdown,
     as_reason,
     leaf_exit,
+    lone_exception,
 )
 from otpy._terms import Pid, Ref
 
@@ -349,35 +350,41 @@ async def open_node(
     """
     rt = Node(node)
     error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        rt.nursery = nursery
-        nursery.start_soon(rt.timers.run)
-        if node is not None:
-            await _start_distribution(rt, node, cookie, nursery, dist_options)
-        proc = _main_process(rt)
-        token = CURRENT.set(proc)
-        reason: ExitReason = NORMAL
-        try:
-            with proc.scope:
-                yield rt
-        except ProcessExit as exc:
-            reason = exc.reason
-        except BaseException as exc:
-            exit_ = leaf_exit(exc)
-            if exit_ is not None:  # a task of the body exited it, inside a nursery's group
-                reason = exit_.reason
-            else:
-                reason = Crash(exc) if isinstance(exc, Exception) else Shutdown("node stopped")
-                error = exc
-        finally:
-            CURRENT.reset(token)
-        if proc.pending is not None:
-            reason = proc.pending
-        rt.exited(proc, reason)
-        await rt.shutdown(shutdown_timeout)
-        if rt.dist is not None:
-            await rt.dist.stop()
-        nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            rt.nursery = nursery
+            nursery.start_soon(rt.timers.run)
+            if node is not None:
+                await _start_distribution(rt, node, cookie, nursery, dist_options)
+            proc = _main_process(rt)
+            token = CURRENT.set(proc)
+            reason: ExitReason = NORMAL
+            try:
+                with proc.scope:
+                    yield rt
+            except ProcessExit as exc:
+                reason = exc.reason
+            except BaseException as exc:
+                exit_ = leaf_exit(exc)
+                if exit_ is not None:  # a task of the body exited it, inside a nursery's group
+                    reason = exit_.reason
+                else:
+                    reason = Crash(exc) if isinstance(exc, Exception) else Shutdown("node stopped")
+                    error = exc
+            finally:
+                CURRENT.reset(token)
+            if proc.pending is not None:
+                reason = proc.pending
+            rt.exited(proc, reason)
+            await rt.shutdown(shutdown_timeout)
+            if rt.dist is not None:
+                await rt.dist.stop()
+            nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # A bad cookie, option or address while distribution starts (or a
+        # runtime task's own failure) surfaces as itself, not in the nursery's
+        # ExceptionGroup.
+        raise lone_exception(group) from None
     if error is not None:
         raise error
     if not isinstance(reason, Normal):
