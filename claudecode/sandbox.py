@@ -102,7 +102,8 @@ CLI_FLAGS = frozenset({
     "--no-session-persistence", "--session-id", "--worktree", "--json-schema",
     "--include-partial-messages", "--include-hook-events", "--replay-user-messages",
     "--settings", "--setting-sources", "--plugin-dir", "--disable-slash-commands", "--file",
-    "--debug", "--debug-file",
+    "--debug", "--debug-file", "--system-prompt-file", "--task-budget", "--thinking-display",
+    "--resume-drops-turn",
 })
 
 
@@ -323,7 +324,11 @@ def running_clis() -> int:
 
 
 _HISTORY_FUNCTIONS = frozenset({"list_projects", "list_sessions", "read_session", "conversation",
-                                "summary", "find_session_path"})
+                                "summary", "find_session_path", "list_subagents",
+                                "subagent_info", "subagent_messages"})
+#: Keyword arguments of the history functions a caller may give: paths, each
+#: of which must lie inside the workspace root.
+_HISTORY_PATH_KWARGS = ("config_dir", "project_path")
 
 
 def history(function: str, args: list[Any], kwargs: Mapping[str, Any]) -> Any:
@@ -334,10 +339,12 @@ def history(function: str, args: list[Any], kwargs: Mapping[str, Any]) -> Any:
 
     Args:
         function: ``list_projects``, ``list_sessions``, ``read_session``,
-            ``conversation``, ``summary`` or ``find_session_path``.
+            ``conversation``, ``summary``, ``find_session_path``,
+            ``list_subagents``, ``subagent_info`` or ``subagent_messages``.
         args: positional arguments.
-        kwargs: keyword arguments: only ``config_dir``, which must lie inside
-            the workspace root (without it, the sandbox's own config directory).
+        kwargs: keyword arguments: only ``config_dir`` and ``project_path``,
+            which must lie inside the workspace root (without ``config_dir``,
+            the sandbox's own config directory), and ``limit``.
 
     Returns:
         The result, as terms.
@@ -347,10 +354,15 @@ def history(function: str, args: list[Any], kwargs: Mapping[str, Any]) -> Any:
     if function not in _HISTORY_FUNCTIONS:
         raise ValueError(f"not a History function: {str(function)[:60]!r}")
     options = dict(kwargs)
-    if set(options) - {"config_dir"}:
-        raise SandboxPolicyError("history takes only the keyword config_dir")
-    if options.get("config_dir") is not None:
-        options["config_dir"] = str(policy()._inside(options["config_dir"], "config_dir"))
+    if set(options) - {*_HISTORY_PATH_KWARGS, "limit"}:
+        raise SandboxPolicyError(
+            "history takes only the keywords config_dir, project_path and limit")
+    for key in _HISTORY_PATH_KWARGS:
+        if options.get(key) is not None:
+            options[key] = str(policy()._inside(options[key], key))
+    limit = options.get("limit")
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise SandboxPolicyError("history: limit is a count (int >= 0) or None")
     return _plain(getattr(History, function)(*list(args), **options))
 
 

@@ -160,8 +160,7 @@ async def test_node_options_are_checked(epmd: Epmd, atom_cap: None) -> None:
                                    ("max_queue", -1, "max_queue"),
                                    ("epmd", "maybe", "epmd must be one of"),
                                    ("rpc_allow", ["m:_x"], "rpc_allow")):
-        with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match=message),
-                                flatten_subgroups=True):
+        with pytest.raises(ValueError, match=message):
             async with otpy.open_node(node=name, cookie="c", epmd_port=epmd.port,
                                       **{option: value}):
                 pass  # pragma: no cover
@@ -171,8 +170,7 @@ async def test_node_options_are_checked(epmd: Epmd, atom_cap: None) -> None:
 
 async def test_epmd_none_starts_no_epmd() -> None:
     port = free_port()
-    with pytest.RaisesGroup(pytest.RaisesExc(EpmdUnavailable, match="epmd='none'"),
-                            flatten_subgroups=True):
+    with pytest.raises(EpmdUnavailable, match="epmd='none'"):
         async with otpy.open_node(node=f"{unique('e')}@localhost", cookie="c", epmd_port=port,
                                   epmd="none"):
             pass  # pragma: no cover

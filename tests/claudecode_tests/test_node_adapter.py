@@ -132,7 +132,10 @@ class Sandbox:
 
 @pytest.fixture
 def sandbox(epmd_port: int, tmp_path: Path) -> Iterator[Sandbox]:
-    box = Sandbox(epmd_port, tmp_path, {"REMOTE_HOOK_LOG": str(tmp_path / "remote-hooks.log")})
+    # --debug-to-stderr (an extra_args flag, not a session option) makes the CLI
+    # write stderr lines for the live-stderr test: the operator allows it.
+    box = Sandbox(epmd_port, tmp_path, {"REMOTE_HOOK_LOG": str(tmp_path / "remote-hooks.log")},
+                  extra=["--allow-cli-flag=--debug-to-stderr"])
     yield box
     box.stop()
     assert box.proc.returncode == 0 or box.proc.returncode == -signal.SIGKILL
@@ -167,6 +170,7 @@ async def test_remote_session_multi_turn_runs_the_cli_on_the_sandbox(
         assert [m.text for m in stored] == ["hello", first, "again", second]
         listed = await claudecode.list_sessions(session)
         assert [s.session_id for s in listed] == [await claudecode.get_session_id(session)]
+        assert await claudecode.list_session_subagents(session) == []  # read there, too
         info = await claudecode.adapter_info(session)
         assert info["adapter_pid"].node.name == sandbox.name  # the adapter lives there
         assert parent_of(info["os_pid"]) == sandbox.pid  # and so does the CLI

@@ -182,7 +182,7 @@ async def test_a_sessions_directories_lie_inside_the_workspace_root(
         why = await refused(box, "history", ["list_projects", [], {"config_dir": "/"}])
         assert "config_dir '/' is outside" in why
         why = await refused(box, "history", ["list_projects", [], {"config": "/"}])
-        assert "only the keyword config_dir" in why
+        assert "only the keywords config_dir, project_path and limit" in why
         await still_serves(erl, box)
 
 
