@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from otpy import telemetry
 from otpy._child_spec import ChildSpec, RestartType
 from otpy._genserver import GenServer, StartError, Stop, call
 from otpy._process import current
@@ -32,6 +33,13 @@ from otpy._terms import Pid
 __all__ = ["DynamicSupervisor"]
 
 logger = logging.getLogger("otpy.supervisor")
+# telemetry events (docs/otpy/telemetry.md); children are identified by pid (id None)
+_INIT = ("otpy", "supervisor", "init")
+_STARTED = ("otpy", "supervisor", "child_started")
+_START_ERROR = ("otpy", "supervisor", "start_error")
+_RESTART = ("otpy", "supervisor", "restart")
+_GIVE_UP = ("otpy", "supervisor", "give_up")
+_SHUTDOWN = ("otpy", "supervisor", "child_shutdown")
 
 _RETRY = "$otpy_dynsup_retry"
 
@@ -155,6 +163,10 @@ class DynamicSupervisor(GenServer):
         self.restarting = set()
         self.max_children = max_children
         self.intensity = Intensity(max_restarts, max_seconds)
+        if telemetry.active:
+            telemetry.execute(_INIT, {}, {
+                "supervisor": self.pid, "kind": "dynamic", "strategy": "one_for_one",
+                "max_restarts": max_restarts, "max_seconds": max_seconds, "children": []})
 
     async def handle_call(self, request: Any, caller: Any) -> Any:
         op = request[0]
@@ -171,6 +183,9 @@ class DynamicSupervisor(GenServer):
                 return SupervisorError(err.reason)
             if pid is not None:
                 self.children[pid] = spec
+            if telemetry.active:
+                telemetry.execute(_STARTED, {}, {"supervisor": self.pid, "id": None, "pid": pid,
+                                                 "spec": spec})
             return pid
         if op == "terminate_child":
             pid = request[1]
@@ -180,6 +195,9 @@ class DynamicSupervisor(GenServer):
             if pid in self.restarting:
                 self.restarting.discard(pid)  # its queued retry is now ignored
                 return None
+            if telemetry.active:
+                telemetry.execute(_SHUTDOWN, {}, {"supervisor": self.pid, "id": None,
+                                                  "pid": pid})
             await shutdown_child(pid, found.shutdown)
             return None
         if op == "which_children":
@@ -203,6 +221,9 @@ class DynamicSupervisor(GenServer):
             old = message[1]
             if old in self.restarting:
                 self.restarting.discard(old)
+                if telemetry.active:
+                    telemetry.execute(_RESTART, {}, {"supervisor": self.pid, "id": None,
+                                                     "pid": None, "reason": None, "retry": True})
                 await self._restart(old, self.children.pop(old))
 
     async def _child_exit(self, pid: Pid, reason: ExitReason) -> None:
@@ -215,28 +236,42 @@ class DynamicSupervisor(GenServer):
             logger.error("dynamic supervisor %r: child %r terminated with reason %r", self.pid,
                          pid, reason, extra={"otpy_report": "child_terminated"})
         if should_restart(spec.restart, reason):
+            if telemetry.active:
+                telemetry.execute(_RESTART, {}, {"supervisor": self.pid, "id": None, "pid": pid,
+                                                 "reason": reason, "retry": False})
             await self._restart(pid, spec)
 
     async def _restart(self, old: Pid, spec: ChildSpec) -> None:
         if not self.intensity.add():
             logger.error("dynamic supervisor %r reached max restart intensity; shutting down",
                          self.pid, extra={"otpy_report": "reached_max_restart_intensity"})
+            if telemetry.active:
+                telemetry.execute(_GIVE_UP, {}, {"supervisor": self.pid, "id": None})
             raise Stop(SHUTDOWN)
         try:
             pid = await start_from_spec(spec)
         except StartError as err:
             logger.error("dynamic supervisor %r: child %r failed to restart: %r", self.pid,
                          old, err.reason, extra={"otpy_report": "start_error"})
+            if telemetry.active:
+                telemetry.execute(_START_ERROR, {}, {"supervisor": self.pid, "id": None,
+                                                     "reason": err.reason})
             self.children[old] = spec
             self.restarting.add(old)
             current().node.send(self.pid, (_RETRY, old))
             return
         if pid is not None:
             self.children[pid] = spec
+        if telemetry.active:
+            telemetry.execute(_STARTED, {}, {"supervisor": self.pid, "id": None, "pid": pid,
+                                             "spec": spec})
 
     async def terminate(self, reason: ExitReason) -> None:
         running = [(pid, spec) for pid, spec in self.children.items()
                    if pid not in self.restarting]
+        if telemetry.active:
+            for pid, _spec in reversed(running):
+                telemetry.execute(_SHUTDOWN, {}, {"supervisor": self.pid, "id": None, "pid": pid})
         await shutdown_children(self.pid, running)
         self.children.clear()
         self.restarting.clear()

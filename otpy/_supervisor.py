@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 import attrs
 import trio
 
+from otpy import telemetry
 from otpy._child_spec import ChildSpec, RestartType
 from otpy._genserver import GenServer, Ignored, StartError, Stop, call
 from otpy._process import current, receive
@@ -58,6 +59,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger("otpy.supervisor")
+# telemetry events (docs/otpy/telemetry.md)
+_INIT = ("otpy", "supervisor", "init")
+_STARTED = ("otpy", "supervisor", "child_started")
+_START_ERROR = ("otpy", "supervisor", "start_error")
+_RESTART = ("otpy", "supervisor", "restart")
+_GIVE_UP = ("otpy", "supervisor", "give_up")
+_SHUTDOWN = ("otpy", "supervisor", "child_shutdown")
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
@@ -443,6 +451,10 @@ class Supervisor(GenServer):
         self.strategy = strategy
         self.intensity = Intensity(max_restarts, max_seconds)
         self.children = []
+        if telemetry.active:
+            telemetry.execute(_INIT, {}, {
+                "supervisor": self.pid, "kind": "supervisor", "strategy": strategy,
+                "max_restarts": max_restarts, "max_seconds": max_seconds, "children": children})
         for spec in children:
             child = _Child(spec)
             try:
@@ -459,7 +471,13 @@ class Supervisor(GenServer):
         except StartError as err:
             logger.error("supervisor %r: child %r failed to start: %r", self.pid, spec.id,
                          err.reason, extra={"otpy_report": "start_error"})
+            if telemetry.active:
+                telemetry.execute(_START_ERROR, {}, {"supervisor": self.pid, "id": spec.id,
+                                                     "reason": err.reason})
             raise
+        if telemetry.active:
+            telemetry.execute(_STARTED, {}, {"supervisor": self.pid, "id": spec.id, "pid": pid,
+                                             "spec": spec})
         if logger.isEnabledFor(logging.INFO):
             logger.info("supervisor %r started child %r as %r", self.pid, spec.id, pid,
                         extra={"otpy_report": "progress"})
@@ -482,6 +500,9 @@ class Supervisor(GenServer):
         if pid is None:
             return
         child.pid = None
+        if telemetry.active:
+            telemetry.execute(_SHUTDOWN, {}, {"supervisor": self.pid, "id": child.spec.id,
+                                              "pid": pid})
         reason = await shutdown_child(pid, child.spec.shutdown)
         report_shutdown(self.pid, child.spec, reason)
 
@@ -491,6 +512,9 @@ class Supervisor(GenServer):
         elif type(message) is tuple and len(message) == 3 and message[:2] == _RETRY:
             child = self._by_id(message[2])
             if child is not None and child.restarting:
+                if telemetry.active:
+                    telemetry.execute(_RESTART, {}, {"supervisor": self.pid, "id": child.spec.id,
+                                                     "pid": None, "reason": None, "retry": True})
                 await self._restart(child)
         # anything else is ignored, as in OTP
 
@@ -585,6 +609,9 @@ class Supervisor(GenServer):
             if spec.restart == "temporary":
                 self.children.remove(child)
             return
+        if telemetry.active:
+            telemetry.execute(_RESTART, {}, {"supervisor": self.pid, "id": spec.id, "pid": pid,
+                                             "reason": reason, "retry": False})
         await self._restart(child)
 
     async def _restart(self, child: _Child) -> None:
@@ -602,6 +629,8 @@ class Supervisor(GenServer):
             logger.error("supervisor %r reached max restart intensity (%d in %ss); shutting down",
                          self.pid, self.intensity.max_restarts, self.intensity.max_seconds,
                          extra={"otpy_report": "reached_max_restart_intensity"})
+            if telemetry.active:
+                telemetry.execute(_GIVE_UP, {}, {"supervisor": self.pid, "id": child.spec.id})
             raise Stop(SHUTDOWN)
         if self.strategy == "one_for_one":
             group = [child]
