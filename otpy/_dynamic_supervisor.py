@@ -48,6 +48,7 @@ class DynamicSupervisor(GenServer):
     """A supervisor of children started one by one with `start_child`."""
 
     trap_exits = True
+    observer_kind = "supervisor"
 
     # Children by pid, in order of their (latest) start; a child whose
     # restart failed stays under its old pid, listed in ``restarting``.
@@ -168,6 +169,19 @@ class DynamicSupervisor(GenServer):
                 "supervisor": self.pid, "kind": "dynamic", "strategy": "one_for_one",
                 "max_restarts": max_restarts, "max_seconds": max_seconds, "children": []})
 
+    def children_info(self) -> list[ChildInfo]:
+        """`which_children`'s answer, read from the state (the observer reads it so)."""
+        return [ChildInfo(None, RESTARTING if pid in self.restarting else pid, s.type,
+                          s.modules or [])
+                for pid, s in self.children.items()]
+
+    def format_status(self) -> dict[str, Any]:
+        """Limits and children counts (for the observer)."""
+        return {"strategy": "one_for_one", "max_children": self.max_children,
+                "max_restarts": self.intensity.max_restarts,
+                "max_seconds": self.intensity.max_seconds, "children": len(self.children),
+                "restarting": len(self.restarting)}
+
     async def handle_call(self, request: Any, caller: Any) -> Any:
         op = request[0]
         if op == "start_child":
@@ -201,9 +215,7 @@ class DynamicSupervisor(GenServer):
             await shutdown_child(pid, found.shutdown)
             return None
         if op == "which_children":
-            return [ChildInfo(None, RESTARTING if pid in self.restarting else pid, s.type,
-                              s.modules or [])
-                    for pid, s in self.children.items()]
+            return self.children_info()
         if op == "count_children":
             specs = list(self.children.values())
             return {
@@ -234,7 +246,10 @@ class DynamicSupervisor(GenServer):
             return
         if not is_quiet(reason):
             logger.error("dynamic supervisor %r: child %r terminated with reason %r", self.pid,
-                         pid, reason, extra={"otpy_report": "child_terminated"})
+                         pid, reason, extra={
+                             "otpy_report": "child_terminated", "otpy_supervisor": self.pid,
+                             "otpy_child_id": None, "otpy_child_pid": pid,
+                             "otpy_reason": reason})
         if should_restart(spec.restart, reason):
             if telemetry.active:
                 telemetry.execute(_RESTART, {}, {"supervisor": self.pid, "id": None, "pid": pid,
@@ -244,7 +259,11 @@ class DynamicSupervisor(GenServer):
     async def _restart(self, old: Pid, spec: ChildSpec) -> None:
         if not self.intensity.add():
             logger.error("dynamic supervisor %r reached max restart intensity; shutting down",
-                         self.pid, extra={"otpy_report": "reached_max_restart_intensity"})
+                         self.pid, extra={
+                             "otpy_report": "reached_max_restart_intensity",
+                             "otpy_supervisor": self.pid, "otpy_child_id": None,
+                             "otpy_max_restarts": self.intensity.max_restarts,
+                             "otpy_max_seconds": self.intensity.max_seconds})
             if telemetry.active:
                 telemetry.execute(_GIVE_UP, {}, {"supervisor": self.pid, "id": None})
             raise Stop(SHUTDOWN)
@@ -252,7 +271,10 @@ class DynamicSupervisor(GenServer):
             pid = await start_from_spec(spec)
         except StartError as err:
             logger.error("dynamic supervisor %r: child %r failed to restart: %r", self.pid,
-                         old, err.reason, extra={"otpy_report": "start_error"})
+                         old, err.reason, extra={
+                             "otpy_report": "start_error", "otpy_supervisor": self.pid,
+                             "otpy_child_id": None, "otpy_child_pid": old,
+                             "otpy_reason": err.reason})
             if telemetry.active:
                 telemetry.execute(_START_ERROR, {}, {"supervisor": self.pid, "id": None,
                                                      "reason": err.reason})

@@ -493,7 +493,8 @@ def _report_crash(proc: Process, reason: Crash) -> None:
             proc.pid,
             exc,
             exc_info=exc,
-            extra={"otpy_report": "crash_report", "otpy_pid": proc.pid},
+            extra={"otpy_report": "crash_report", "otpy_pid": proc.pid,
+                   "otpy_name": proc.name, "otpy_reason": reason},
         )
 
 

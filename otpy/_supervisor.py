@@ -247,7 +247,8 @@ def report_shutdown(sup: Any, spec: ChildSpec, reason: ExitReason) -> None:
     if isinstance(reason, Shutdown | Killed | Normal):
         return
     logger.error("supervisor %r: child %r did not shut down cleanly: %r", sup, spec.id, reason,
-                 extra={"otpy_report": "shutdown_error"})
+                 extra={"otpy_report": "shutdown_error", "otpy_supervisor": sup,
+                        "otpy_child_id": spec.id, "otpy_reason": reason})
 
 
 
@@ -316,6 +317,7 @@ class Supervisor(GenServer):
     """A supervisor of an ordered list of children. See the module docs."""
 
     trap_exits = True
+    observer_kind = "supervisor"
 
     children: list[_Child]
     strategy: Strategy
@@ -470,7 +472,9 @@ class Supervisor(GenServer):
             pid = await start_from_spec(spec)
         except StartError as err:
             logger.error("supervisor %r: child %r failed to start: %r", self.pid, spec.id,
-                         err.reason, extra={"otpy_report": "start_error"})
+                         err.reason, extra={"otpy_report": "start_error",
+                                            "otpy_supervisor": self.pid,
+                                            "otpy_child_id": spec.id, "otpy_reason": err.reason})
             if telemetry.active:
                 telemetry.execute(_START_ERROR, {}, {"supervisor": self.pid, "id": spec.id,
                                                      "reason": err.reason})
@@ -480,7 +484,8 @@ class Supervisor(GenServer):
                                              "spec": spec})
         if logger.isEnabledFor(logging.INFO):
             logger.info("supervisor %r started child %r as %r", self.pid, spec.id, pid,
-                        extra={"otpy_report": "progress"})
+                        extra={"otpy_report": "progress", "otpy_supervisor": self.pid,
+                               "otpy_child_id": spec.id, "otpy_child_pid": pid})
         return pid
 
     async def terminate(self, reason: ExitReason) -> None:
@@ -518,14 +523,24 @@ class Supervisor(GenServer):
                 await self._restart(child)
         # anything else is ignored, as in OTP
 
+    def children_info(self) -> list[ChildInfo]:
+        """`which_children`'s answer, read from the state (the observer reads it so)."""
+        return [
+            ChildInfo(c.spec.id, RESTARTING if c.restarting else c.pid, c.spec.type,
+                      c.spec.modules or [])
+            for c in self.children
+        ]
+
+    def format_status(self) -> dict[str, Any]:
+        """Strategy, intensity and children counts (for the observer)."""
+        return {"strategy": self.strategy, "max_restarts": self.intensity.max_restarts,
+                "max_seconds": self.intensity.max_seconds, "children": len(self.children),
+                "active": sum(1 for c in self.children if c.pid is not None)}
+
     async def handle_call(self, request: Any, caller: Any) -> Any:
         op = request[0]
         if op == "which_children":
-            return [
-                ChildInfo(c.spec.id, RESTARTING if c.restarting else c.pid, c.spec.type,
-                          c.spec.modules or [])
-                for c in self.children
-            ]
+            return self.children_info()
         if op == "count_children":
             return {
                 "specs": len(self.children),
@@ -604,7 +619,10 @@ class Supervisor(GenServer):
         restart = should_restart(spec.restart, reason)
         if not is_quiet(reason):
             logger.error("supervisor %r: child %r (%r) terminated with reason %r", self.pid,
-                         spec.id, pid, reason, extra={"otpy_report": "child_terminated"})
+                         spec.id, pid, reason, extra={
+                             "otpy_report": "child_terminated", "otpy_supervisor": self.pid,
+                             "otpy_child_id": spec.id, "otpy_child_pid": pid,
+                             "otpy_reason": reason})
         if not restart:
             if spec.restart == "temporary":
                 self.children.remove(child)
@@ -628,7 +646,10 @@ class Supervisor(GenServer):
         if not self.intensity.add():
             logger.error("supervisor %r reached max restart intensity (%d in %ss); shutting down",
                          self.pid, self.intensity.max_restarts, self.intensity.max_seconds,
-                         extra={"otpy_report": "reached_max_restart_intensity"})
+                         extra={"otpy_report": "reached_max_restart_intensity",
+                                "otpy_supervisor": self.pid, "otpy_child_id": child.spec.id,
+                                "otpy_max_restarts": self.intensity.max_restarts,
+                                "otpy_max_seconds": self.intensity.max_seconds})
             if telemetry.active:
                 telemetry.execute(_GIVE_UP, {}, {"supervisor": self.pid, "id": child.spec.id})
             raise Stop(SHUTDOWN)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from otpy import telemetry
 from otpy._process import flush_ref
 from otpy._reasons import NOPROC, Down, ExitReason, NoConnection, NodeDown
 from otpy._terms import Atom, Pid, Ref
@@ -35,6 +36,7 @@ from otpy.dist._epmd_io import Registration, ensure_epmd, register
 from otpy.dist._etf import ETFDecodeError, decode_at, term_ext, term_to_binary
 from otpy.dist._global import GlobalNames
 from otpy.dist._handshake import (
+    DFLAG_PUBLISHED,
     HandshakeError,
     HandshakeRejected,
     simultaneous_status,
@@ -51,6 +53,10 @@ __all__ = ["CallHandle", "Distribution"]
 
 logger = logging.getLogger("otpy.dist")
 _EMPTY = Atom("")
+# telemetry events (docs/otpy/telemetry.md)
+_NODE_UP = ("otpy", "dist", "node_up")
+_NODE_DOWN = ("otpy", "dist", "node_down")
+_CONNECT_FAILED = ("otpy", "dist", "connect_failed")
 
 
 #: What `Distribution.start_call` hands to `Distribution.end_call`: the
@@ -188,7 +194,12 @@ class Distribution:
                 with trio.move_on_after(self.connect_timeout):
                     await conn.ready.wait()
             if not conn.up and not conn.closed and self.conns.get(conn.peer) is conn:
-                logger.warning("cannot connect to %s: %s", conn.peer.name, exc)
+                logger.warning("cannot connect to %s: %s", conn.peer.name, exc, extra={
+                    "otpy_report": "connect_failed", "otpy_node": conn.peer.name,
+                    "otpy_why": str(exc)})
+                if telemetry.active:
+                    telemetry.execute(_CONNECT_FAILED, {}, {"node": conn.peer.name,
+                                                            "reason": str(exc)})
                 self._drop(conn, f"connect failed: {exc}")
             return
         if conn.closed or self.conns.get(conn.peer) is not conn:
@@ -234,7 +245,8 @@ class Distribution:
                               timeout=self.connect_timeout, decide_status=decide,
                               header=4 if self.tls_server is not None else 2)
         except HandshakeError as exc:
-            logger.warning("refused a distribution connection: %s", exc)
+            logger.warning("refused a distribution connection: %s", exc, extra={
+                "otpy_report": "connection_refused", "otpy_why": str(exc)})
             return
         peer = Atom(dc.peer_node)
         old = self.conns.get(peer)
@@ -256,7 +268,11 @@ class Distribution:
         conn.last_recv = trio.current_time()
         conn.wake.set()
         conn.ready.set()
-        logger.info("connected to %s", conn.peer.name)
+        logger.info("connected to %s", conn.peer.name, extra={
+            "otpy_report": "connected", "otpy_node": conn.peer.name})
+        if telemetry.active:
+            telemetry.execute(_NODE_UP, {}, {
+                "node": conn.peer.name, "hidden": not dc.peer_flags & DFLAG_PUBLISHED})
         self.globals.connection_up(conn.peer.name)
         reason = "connection closed"
         with conn.scope:
@@ -582,7 +598,10 @@ class Distribution:
         conn.ready.set()
         peer = conn.peer.name
         if conn.up:
-            logger.warning("connection to %s lost: %s", peer, why)
+            logger.warning("connection to %s lost: %s", peer, why, extra={
+                "otpy_report": "connection_lost", "otpy_node": peer, "otpy_why": why})
+            if telemetry.active:
+                telemetry.execute(_NODE_DOWN, {}, {"node": peer, "reason": why})
         node = self.node
         reason = NoConnection(peer)
         for local, remote in conn.links:
