@@ -915,7 +915,9 @@ class Session(otpy.GenServer):
             wanted = self.options.stderr is not None or self.options.debug_stderr is not None
             otpy.send(self.adapter, (ADAPTER_TAG, "stderr", self.pid if wanted else None))
         except Exception as exc:
-            logger.error("session %r: the adapter failed to start: %r", self.pid, exc)
+            logger.error("session %r: the adapter failed to start: %r", self.pid, exc, extra={
+                "otpy_report": "adapter_start_failed", "otpy_session": self.pid,
+                "otpy_name": self.options.name, "otpy_reason": exc})
             self.adapter = None
             self.adapter_state = "none"
             self.last_error = AdapterFailed(f"{type(exc).__name__}: {exc}")
@@ -928,11 +930,15 @@ class Session(otpy.GenServer):
         self.adapter_state = "none"
         self.info = {}
         self.last_error = reason
+        fields = {"otpy_session": self.pid, "otpy_name": self.options.name,
+                  "otpy_reason": reason}
         if was_ready or self.active is not None:
-            logger.warning("session %r lost its CLI: %s", self.pid, describe_reason(reason))
+            logger.warning("session %r lost its CLI: %s", self.pid, describe_reason(reason),
+                           extra={"otpy_report": "cli_lost", **fields})
         else:
             logger.error("session %r: the CLI failed to start: %s", self.pid,
-                         describe_reason(reason))
+                         describe_reason(reason),
+                         extra={"otpy_report": "cli_start_failed", **fields})
         self._fail_all(reason)
         if was_ready:
             # The conversation is gone with the CLI: exit with the typed reason

@@ -4,6 +4,9 @@ by ``format_status`` (what the observer reads)."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -11,6 +14,7 @@ from typing import Any
 
 import pytest
 from _session_env import fake, no_orphans, opts
+from pythonjsonlogger.json import JsonFormatter
 
 import claudecode
 import otpy
@@ -72,17 +76,30 @@ async def test_a_killed_cli_ends_the_turn_with_an_exception(
         opts: dict[str, Any], fake: FakeAnthropic, events: list[Record]) -> None:
     fake.script(Turn([Text("word " * 100, chunks=100)], chunk_delay=0.05),
                 when=lambda r: r.last_user_text == "talk")
-    async with otpy.open_node():
-        otpy.trap_exits(True)
-        session = await claudecode.start_link(include_partial_messages=True, **opts)
-        with pytest.raises(StreamError):
-            async for _delta in claudecode.stream(session, "talk").text_deltas():
-                os.kill((await claudecode.adapter_info(session))["os_pid"], signal.SIGKILL)
-        await otpy.receive(otpy.Exit, timeout=10)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter("%(levelname)s %(name)s %(message)s"))
+    logging.getLogger("claudecode").addHandler(handler)
+    try:
+        async with otpy.open_node():
+            otpy.trap_exits(True)
+            session = await claudecode.start_link(include_partial_messages=True,
+                                                  name="doomed_cli", **opts)
+            with pytest.raises(StreamError):
+                async for _delta in claudecode.stream(session, "talk").text_deltas():
+                    os.kill((await claudecode.adapter_info(session))["os_pid"],
+                            signal.SIGKILL)
+            await otpy.receive(otpy.Exit, timeout=10)
+    finally:
+        logging.getLogger("claudecode").removeHandler(handler)
     assert kinds(events) == ["cli.start", "turn.start", "cli.exit", "turn.exception"]
     reason = CLIExited(-signal.SIGKILL, "")
     assert events[2][2]["reason"] == reason and events[3][2]["reason"] == reason
     assert events[3][1]["duration"] > 0
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    (lost,) = [r for r in records if r.get("otpy_report") == "cli_lost"]
+    assert lost["otpy_session"] == repr(session) and lost["otpy_name"] == "doomed_cli"
+    assert lost["otpy_reason"] == repr(reason) and lost["levelname"] == "WARNING"
 
 
 async def test_format_status_totals_and_no_secrets(opts: dict[str, Any],
