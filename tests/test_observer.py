@@ -13,7 +13,6 @@ processes are not killed; the node answers only its fixed list of requests.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,14 +24,13 @@ import trio
 import trio.testing
 from _dist_erl import Epmd, unique
 from _http import first_event, request
+from _observer_env import COOKIE, ObservedNode
 
 import otpy
 import otpy.observer
 from otpy.observer._backend import NAME
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-COOKIE = "observer_cookie"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Worker(otpy.GenServer):
@@ -280,43 +278,6 @@ def epmd() -> Iterator[Epmd]:
     server = Epmd()
     yield server
     server.stop()
-
-
-class ObservedNode:
-    """tests/_observed_node.py in its own OS process."""
-
-    def __init__(self, epmd_port: int, tmp: Path, *extra: str) -> None:
-        self.name = f"{unique('observed')}@localhost"
-        self.cookie_file = tmp / "cookie"
-        self.cookie_file.write_text(COOKIE + "\n")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "_observed_node.py"), self.name, str(self.cookie_file),
-             str(epmd_port), *extra],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(HERE)})
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("@@READY"):
-            self.stop()
-            raise RuntimeError(f"the observed node did not start: {line!r}")
-
-    def command(self, line: str) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().decode().strip()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 @pytest.fixture
