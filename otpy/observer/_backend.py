@@ -63,7 +63,7 @@ NAME: Final = "otpy_observer"
 #: First element of the event messages sent to subscribers.
 EVENT_TAG: Final = "$otpy_observer_event"
 #: Registered names of processes the observer never kills.
-SYSTEM_NAMES: Final = frozenset({"rex", "net_kernel", "otpy_global", NAME, "otpy_observer_web"})
+SYSTEM_NAMES: Final = frozenset({"rex", "net_kernel", "otpy_global", NAME})
 #: The events forwarded to subscribers (no per-process spawn/exit: too many).
 EVENTS: Final = (("otpy", "supervisor"), ("claudecode",), ("otpy", "dist", "node_up"),
                  ("otpy", "dist", "node_down"))
