@@ -125,8 +125,8 @@ otpy.run({"ring": ring, "calls": calls, "spawn": spawn, "restarts": restarts,
 '''
 
 #: (workload, small N, large N, units of work per unit of N)
-RUNS = [("ring", 1, 11, 200), ("calls", 1, 11, 100), ("spawn", 1, 11, 100),
-        ("restarts", 1, 6, 20), ("turns", 1, 4, 10)]
+RUNS = [("ring", 1, 6, 200), ("calls", 1, 6, 100), ("spawn", 1, 6, 100),
+        ("restarts", 1, 4, 20), ("turns", 1, 3, 10)]
 LABELS = {"ring": "per ring hop", "calls": "per call", "spawn": "per spawn",
           "restarts": "per restart", "turns": "per turn"}
 
@@ -156,6 +156,8 @@ def main() -> None:
                     help="also with a handler attached to every telemetry event")
     ap.add_argument("--calls", action="store_true",
                     help="also with the handler and every call's latency sampled")
+    ap.add_argument("--only", choices=["plain", "handler", "calls"], default=None,
+                    help="run this variant only")
     args = ap.parse_args()
     wanted = args.workloads.split(",")
     runs = [r for r in RUNS if r[0] in wanted]
@@ -173,6 +175,8 @@ def main() -> None:
             variants = [""]
             if (checkout / "otpy" / "telemetry.py").exists():
                 variants += ["all"] * args.handler + ["calls"] * args.calls
+            if args.only is not None:
+                variants = [{"plain": "", "handler": "all", "calls": "calls"}[args.only]]
             for variant in variants:
                 cells = []
                 for kind, small, large, per in runs:

@@ -395,3 +395,18 @@ def test_the_command_with_a_wrong_cookie_cannot_attach(observed: ObservedNode, e
                         "--port", "0", "--epmd-port", str(epmd.port))
     assert done.returncode == 2 and f"cannot connect to {observed.name}" in done.stderr
 
+
+
+# ---------------------------------------------------------------- the docs' snippets
+
+
+@pytest.mark.parametrize("page", ["otpy/observer.md", "otpy/telemetry.md"])
+def test_the_docs_python_blocks_compile(page: str) -> None:
+    import ast
+    import re
+
+    text = (ROOT / "docs" / page).read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
+    assert blocks
+    for block in blocks:
+        ast.parse(block)

@@ -311,7 +311,7 @@ class _Subscribers:
 
     def __init__(self, node: Node, me: Pid) -> None:
         self.node = node
-        self.handler_id = ("otpy.observer", repr(me))
+        self.handler_id = ("otpy.observer", repr(me), id(self))  # unique per process
         self.pids: dict[Any, Pid] = {}  # monitor ref -> subscriber
 
     def add(self, ref: Any, pid: Pid) -> None:
