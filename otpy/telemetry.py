@@ -104,7 +104,7 @@ def sample_calls(every: int) -> None:
     """Time one `otpy.call` in ``every`` and emit ``("otpy", "genserver", "call")`` for it.
 
     Off by default (``every=0``): a call then pays one attribute read. With
-    ``every=1`` every call is timed (about 2 % of a local call's cost with a
+    ``every=1`` every call is timed (about 10 % of a local call's instructions with a
     trivial handler attached, see ``bench/README.md``); a larger ``every``
     divides that. Events are emitted only while a handler is attached.
 
