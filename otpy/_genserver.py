@@ -282,22 +282,27 @@ class GenServer:
                 ack(("error", as_reason(("already_started", existing))))
                 raise ProcessExit(NORMAL) from None
         server = cls()
-        proc.server = server
         server.pid = proc.pid
         server.parent = starter.parent
+        # For the observer while the server runs; dropped when it ends, so a
+        # pid kept by someone does not keep the server's state alive.
+        proc.server = server
         try:
-            result = await server.init(*args, **kwargs)
-        except Stop as stop:
-            ack(("error", stop.reason))
-            raise ProcessExit(stop.reason) from None
-        except Ignore:
-            ack(("ignore", None))
-            raise ProcessExit(NORMAL) from None
-        except Exception as exc:
-            ack(("error", Crash(exc)))
-            raise
-        ack(("ok", proc.pid))
-        await server._loop(proc, result)
+            try:
+                result = await server.init(*args, **kwargs)
+            except Stop as stop:
+                ack(("error", stop.reason))
+                raise ProcessExit(stop.reason) from None
+            except Ignore:
+                ack(("ignore", None))
+                raise ProcessExit(NORMAL) from None
+            except Exception as exc:
+                ack(("error", Crash(exc)))
+                raise
+            ack(("ok", proc.pid))
+            await server._loop(proc, result)
+        finally:
+            del proc.server
 
     async def _loop(self, proc: Process, pending: Any) -> None:
         parent = self.parent
