@@ -50,22 +50,26 @@ from collections.abc import Awaitable
 from typing import Any, Final
 
 import attrs
+import trio
 
 import otpy
 from claudecode import _beam as beam
+from claudecode import _telemetry as tel
 from claudecode._errors import AdapterFailed, LineTooLong, SessionError, describe_reason
 from claudecode._messages import (
     CommandLifecycleMessage,
     Message,
     ResultMessage,
+    SystemMessage,
     parse_message,
 )
 from claudecode._options import Options, normalize_permission_mode
 from claudecode._protocol import encode_line
 from claudecode._protocol_errors import EncodeError, InvalidOptionTypeError, OptionError
+from claudecode._usage import Usage
 from claudecode.adapters._base import ADAPTER_TAG, Adapter
 from claudecode.adapters._port import Port
-from otpy import ChildSpec, Down, Exit, ExitReason, Pid, Ref
+from otpy import ChildSpec, Down, Exit, ExitReason, Pid, Ref, telemetry
 from otpy._process import current
 
 __all__ = [
@@ -262,6 +266,7 @@ class Session(otpy.GenServer):
     """The session server. Start it with :func:`start_link`, not directly."""
 
     trap_exits = True
+    observer_kind = "session"
 
     options: Options
     adapter_config: Adapter
@@ -287,6 +292,15 @@ class Session(otpy.GenServer):
     subscribers: dict[Ref, _Subscriber]
     backlog: deque[Message]
     backlog_dropped: int
+    # telemetry and the observer (claudecode._telemetry)
+    model: str | None
+    turn_started: float | None
+    cli_started: float | None
+    cli_live: bool
+    cli_cost: float
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
 
     async def init(self, options: Options, prepared: Any, owner: Pid | None = None) -> None:
         self.options = options
@@ -317,6 +331,79 @@ class Session(otpy.GenServer):
         self.subscribers = {}
         self.backlog = deque()
         self.backlog_dropped = 0
+        self.model = options.model
+        self.turn_started = None
+        self.cli_started = None
+        self.cli_live = False
+        self.cli_cost = 0.0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+
+    def format_status(self) -> dict[str, Any]:
+        """What the observer shows: the CLI's state, tokens and cost; no secrets
+        (the options, which may hold an API key or an environment, are left out)."""
+        return {
+            "name": self.options.name,
+            "model": self.model,
+            "session_id": self.session_id,
+            "cli": self.adapter_state,
+            "os_pid": self.info.get("os_pid"),
+            "adapter": self.adapter,
+            "turns": self.turns,
+            "active": self.active is not None,
+            "queued": len(self.queue),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "last_error": self.last_error,
+            "degraded": self.degraded,
+        }
+
+    # ------------------------------------------------------------ telemetry
+
+    def _turn_start(self) -> None:
+        self.turn_started = trio.current_time()
+        if telemetry.active:
+            telemetry.execute(tel.TURN_START, {}, tel.session_metadata(self))
+
+    def _turn_exception(self, reason: ExitReason) -> None:
+        started, self.turn_started = self.turn_started, None
+        if started is not None and telemetry.active:
+            telemetry.execute(tel.TURN_EXCEPTION, {"duration": trio.current_time() - started},
+                              {**tel.session_metadata(self), "reason": reason})
+
+    def _account(self, msg: ResultMessage, in_turn: bool) -> None:
+        """Add a result's tokens and cost to the session's totals; end the turn."""
+        usage = Usage(msg.usage or {})
+        total = msg.total_cost_usd
+        cost = 0.0
+        if isinstance(total, int | float) and not isinstance(total, bool) and total >= 0:
+            # The CLI reports its process's running total: this turn is the increase.
+            cost = total - self.cli_cost if total >= self.cli_cost else float(total)
+            self.cli_cost = float(total)
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.cost_usd += cost
+        started = self.turn_started
+        if not in_turn or started is None:
+            return
+        self.turn_started = None
+        if telemetry.active:
+            telemetry.execute(tel.TURN_STOP, {
+                "duration": trio.current_time() - started,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_read_input_tokens": usage.cache_read_input_tokens,
+                "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                "cost_usd": cost,
+            }, {**tel.session_metadata(self), "is_error": msg.is_error,
+                "subtype": msg.subtype, "num_turns": msg.num_turns})
+
+    def _cli_exit(self, reason: ExitReason, os_pid: Any) -> None:
+        if self.cli_live:
+            self.cli_live = False
+            tel.cli_event(self, "exit", os_pid=os_pid, reason=reason)
 
     # ------------------------------------------------------------ calls
 
@@ -563,6 +650,13 @@ class Session(otpy.GenServer):
         self.adapter_state = "ready"
         self.info = dict(info)
         self.last_error = None
+        self.cli_cost = 0.0
+        self.cli_live = True
+        if telemetry.active:
+            started = self.cli_started
+            tel.cli_event(self, "start", {"duration": trio.current_time() - started
+                                          if started is not None else 0.0},
+                          os_pid=self.info.get("os_pid"))
         for caller in self.warm_waiters:
             _reply(caller, ("ok", dict(self.info)))
         self.warm_waiters = []
@@ -579,8 +673,12 @@ class Session(otpy.GenServer):
                     self.options.name is not None:
                 _last_session_ids[_name_key(self.options.name)] = sid
             self.session_id = sid
+        if isinstance(msg, SystemMessage) and msg.subtype == "init" and msg.model:
+            self.model = msg.model
         request = self._owner_of(msg)
         if request is None:
+            if isinstance(msg, ResultMessage):
+                self._account(msg, in_turn=False)  # a turn the CLI began by itself
             self._publish(msg, in_turn=False)
             return
         if not request.abandoned and not self._tell(request, "message", msg):
@@ -593,6 +691,7 @@ class Session(otpy.GenServer):
         if isinstance(msg, ResultMessage):
             self.turns += 1
             self.owner = None
+            self._account(msg, in_turn=True)
             if not request.abandoned and not msg.is_error:
                 self.degraded = None
             answered = msg.user_message_uuids
@@ -602,6 +701,8 @@ class Session(otpy.GenServer):
                 request.pending.clear()
             if request.streaming and not request.abandoned and (
                     request.input_open or request.pending):
+                if request.pending:
+                    self._turn_start()  # the next prompt, already sent, is being answered
                 return  # more turns of this request to come
             if request.streaming and not request.abandoned:
                 otpy.send(request.consumer, (STREAM_TAG, request.ref, "end", None))
@@ -672,6 +773,8 @@ class Session(otpy.GenServer):
 
     def _send_input(self, request: _Request, content: Any, uid: str) -> None:
         assert self.adapter is not None
+        if self.turn_started is None:
+            self._turn_start()
         request.pending.add(uid)
         request.sent.add(uid)
         otpy.send(self.adapter, (ADAPTER_TAG, "query", request.ref, content, uid))
@@ -688,6 +791,7 @@ class Session(otpy.GenServer):
             self._forget(request)
         if info.get("maybe_result"):
             # That was the turn's result line: the turn is over.
+            self._turn_exception(reason)
             self.turns += 1
             self._end_turn()
             await self._pump()
@@ -801,6 +905,7 @@ class Session(otpy.GenServer):
 
     async def _start_adapter(self) -> None:
         self.adapter_state = "starting"
+        self.cli_started = trio.current_time()
         self.owner = None
         self.lifecycle_seen = False
         try:
@@ -810,7 +915,9 @@ class Session(otpy.GenServer):
             wanted = self.options.stderr is not None or self.options.debug_stderr is not None
             otpy.send(self.adapter, (ADAPTER_TAG, "stderr", self.pid if wanted else None))
         except Exception as exc:
-            logger.error("session %r: the adapter failed to start: %r", self.pid, exc)
+            logger.error("session %r: the adapter failed to start: %r", self.pid, exc, extra={
+                "otpy_report": "adapter_start_failed", "otpy_session": self.pid,
+                "otpy_name": self.options.name, "otpy_reason": exc})
             self.adapter = None
             self.adapter_state = "none"
             self.last_error = AdapterFailed(f"{type(exc).__name__}: {exc}")
@@ -818,15 +925,20 @@ class Session(otpy.GenServer):
 
     async def _adapter_down(self, reason: ExitReason) -> None:
         was_ready = self.adapter_state == "ready"
+        self._cli_exit(reason, self.info.get("os_pid"))
         self.adapter = None
         self.adapter_state = "none"
         self.info = {}
         self.last_error = reason
+        fields = {"otpy_session": self.pid, "otpy_name": self.options.name,
+                  "otpy_reason": reason}
         if was_ready or self.active is not None:
-            logger.warning("session %r lost its CLI: %s", self.pid, describe_reason(reason))
+            logger.warning("session %r lost its CLI: %s", self.pid, describe_reason(reason),
+                           extra={"otpy_report": "cli_lost", **fields})
         else:
             logger.error("session %r: the CLI failed to start: %s", self.pid,
-                         describe_reason(reason))
+                         describe_reason(reason),
+                         extra={"otpy_report": "cli_start_failed", **fields})
         self._fail_all(reason)
         if was_ready:
             # The conversation is gone with the CLI: exit with the typed reason
@@ -836,6 +948,7 @@ class Session(otpy.GenServer):
     def _fail_all(self, reason: ExitReason) -> None:
         """Fail the active and queued streams and every waiting caller."""
         requests = ([self.active] if self.active is not None else []) + list(self.queue)
+        self._turn_exception(reason)
         self.active = None
         self.owner = None
         self.queue.clear()
@@ -859,6 +972,7 @@ class Session(otpy.GenServer):
     async def _stop_adapter(self) -> None:
         """Stop the adapter process (it shuts the CLI down) and wait, bounded."""
         pid = self.adapter
+        self._cli_exit(otpy.Shutdown(), self.info.get("os_pid"))
         self.adapter = None
         self.adapter_state = "none"
         self.info = {}

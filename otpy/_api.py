@@ -340,7 +340,8 @@ async def open_node(
         node: ``"name@host"`` to make the node distributed.
         cookie: the distribution cookie.
         shutdown_timeout: seconds allowed for the orderly shutdown.
-        **dist_options: options for the distribution layer.
+        **dist_options: options for the distribution layer (and ``observer``:
+            False to run no ``otpy_observer`` process, see docs/otpy/observer.md).
 
     Yields:
         The `Node`.
@@ -399,6 +400,7 @@ async def _start_distribution(
     from otpy.dist.rpc import start_system_servers
 
     allow = options.pop("rpc_allow", ())
+    observer = options.pop("observer", True)
     dist = Distribution(rt, name, cookie if cookie is not None else default_cookie(),
                         rpc_allow=allow, **options)
     await dist.start(nursery)
@@ -406,6 +408,10 @@ async def _start_distribution(
     rt.init_pid = Pid(rt.name, 0, 0, rt.creation)
     rt.dist = dist
     start_system_servers(rt, allow)
+    if observer:  # the read-only otpy_observer process (docs/otpy/observer.md)
+        from otpy.observer._backend import ensure_backend
+
+        ensure_backend(rt)
 
 
 def _main_process(rt: Node) -> Process:

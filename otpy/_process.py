@@ -134,9 +134,14 @@ class Process:
         "pid",
         "replies",
         "scope",
+        "server",
         "trap",
         "waiters",
     )
+
+    #: The GenServer instance of a GenServer process (set by GenServer when it
+    #: starts; unset otherwise: read it with ``getattr(proc, "server", None)``).
+    server: Any
 
     def __init__(self, node: Node, pid: Pid, trap: bool, parent: Pid | None = None) -> None:
         self.node = node

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from otpy import telemetry
 from otpy._process import flush_ref
 from otpy._reasons import NOPROC, Down, ExitReason, NoConnection, NodeDown
 from otpy._terms import Atom, Pid, Ref
@@ -36,6 +37,7 @@ from otpy.dist._epmd_io import EPMD_MODES, Registration, ensure_epmd, register
 from otpy.dist._etf import ETFDecodeError, decode_at, set_max_atoms, term_ext, term_to_binary
 from otpy.dist._global import GlobalNames
 from otpy.dist._handshake import (
+    DFLAG_PUBLISHED,
     HandshakeError,
     HandshakeRejected,
     simultaneous_status,
@@ -53,6 +55,10 @@ __all__ = ["DEFAULT_BUSY_LIMIT", "DEFAULT_MAX_QUEUE", "CallHandle", "Distributio
 
 logger = logging.getLogger("otpy.dist")
 _EMPTY = Atom("")
+# telemetry events (docs/otpy/telemetry.md)
+_NODE_UP = ("otpy", "dist", "node_up")
+_NODE_DOWN = ("otpy", "dist", "node_down")
+_CONNECT_FAILED = ("otpy", "dist", "connect_failed")
 
 #: Bytes queued for a peer past which the node stops reading from it until they
 #: drain (Erlang's ``dist_buf_busy_limit`` default).
@@ -222,7 +228,12 @@ class Distribution:
                 with trio.move_on_after(self.connect_timeout):
                     await conn.ready.wait()
             if not conn.up and not conn.closed and self.conns.get(conn.peer) is conn:
-                logger.warning("cannot connect to %s: %s", conn.label, exc)
+                logger.warning("cannot connect to %s: %s", conn.label, exc, extra={
+                    "otpy_report": "connect_failed", "otpy_node": conn.peer.name,
+                    "otpy_why": str(exc)})
+                if telemetry.active:
+                    telemetry.execute(_CONNECT_FAILED, {}, {"node": conn.peer.name,
+                                                            "reason": str(exc)})
                 self._drop(conn, f"connect failed: {exc}")
             return
         if conn.closed or self.conns.get(conn.peer) is not conn:
@@ -268,7 +279,8 @@ class Distribution:
                               timeout=self.connect_timeout, decide_status=decide,
                               header=4 if self.tls_server is not None else 2)
         except HandshakeError as exc:
-            logger.warning("refused a distribution connection: %s", exc)
+            logger.warning("refused a distribution connection: %s", exc, extra={
+                "otpy_report": "connection_refused", "otpy_why": str(exc)})
             return
         peer = Atom(dc.peer_node)
         old = self.conns.get(peer)
@@ -290,7 +302,11 @@ class Distribution:
         conn.last_recv = trio.current_time()
         conn.wake.set()
         conn.ready.set()
-        logger.info("connected to %s", conn.label)
+        logger.info("connected to %s", conn.label, extra={
+            "otpy_report": "connected", "otpy_node": conn.peer.name})
+        if telemetry.active:
+            telemetry.execute(_NODE_UP, {}, {
+                "node": conn.peer.name, "hidden": not dc.peer_flags & DFLAG_PUBLISHED})
         self.globals.connection_up(conn.peer.name)
         reason = "connection closed"
         with conn.scope:
@@ -656,7 +672,10 @@ class Distribution:
         conn.ready.set()
         peer = conn.peer.name
         if conn.up:
-            logger.warning("connection to %s lost: %s", conn.label, why)
+            logger.warning("connection to %s lost: %s", conn.label, why, extra={
+                "otpy_report": "connection_lost", "otpy_node": peer, "otpy_why": why})
+            if telemetry.active:
+                telemetry.execute(_NODE_DOWN, {}, {"node": peer, "reason": why})
         node = self.node
         reason = NoConnection(peer)
         for local, remote in conn.links:
