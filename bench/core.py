@@ -9,6 +9,8 @@ targets of the core issue.
     python bench/core.py                 # 3 rounds
     python bench/core.py --rounds 5 --no-erlang
     python bench/core.py --workloads w1,w3
+    python bench/core.py --baseline /path/to/other/checkout --no-triotp --no-erlang
+    python bench/core.py --handler      # also otpy with a handler on every telemetry event
 
 triotp runs in its own virtualenv (it pins trio 0.19), created on first use
 under ``$BENCH_DIR`` (default /tmp/otpy-bench).
@@ -57,12 +59,24 @@ def venv(name: str, *pip: str) -> Path:
     return path / "bin" / "python"
 
 
-def peers(with_erlang: bool) -> dict[str, list[str]]:
+def peers(with_erlang: bool, with_triotp: bool = True,
+          baseline: Path | None = None, handler: bool = False) -> dict[str, list[str]]:
     out = {
         "otpy": [sys.executable, str(HERE / "bench_otpy.py")],
         "raw trio": [sys.executable, str(PEERS / "trio" / "bench_trio.py")],
-        "triotp": [str(venv("triotp", "triotp")), str(PEERS / "triotp" / "bench_triotp.py")],
     }
+    if handler:
+        out["otpy+handler"] = ["env", "OTPY_BENCH_TELEMETRY=all", sys.executable,
+                               str(HERE / "bench_otpy.py")]
+    if baseline is not None:
+        # Another checkout of otpy (e.g. before a change), same Python and trio.
+        rev = subprocess.run(["git", "-C", str(baseline), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip() or "base"
+        out[f"otpy@{rev}"] = ["env", f"PYTHONPATH={baseline}", sys.executable,
+                              str(baseline / "bench" / "bench_otpy.py")]
+    if with_triotp:
+        out["triotp"] = [str(venv("triotp", "triotp")),
+                         str(PEERS / "triotp" / "bench_triotp.py")]
     if with_erlang and shutil.which("erl"):
         ebin = BENCH / "ebin"
         ebin.mkdir(parents=True, exist_ok=True)
@@ -95,9 +109,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workloads", default="w1,w2,w3,w4,w5")
     ap.add_argument("--no-erlang", action="store_true")
+    ap.add_argument("--no-triotp", action="store_true")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another otpy checkout measured as an extra column")
+    ap.add_argument("--handler", action="store_true",
+                    help="also otpy with a trivial handler attached to every telemetry event")
     args = ap.parse_args()
     workloads = args.workloads.split(",")
-    runners = peers(not args.no_erlang)
+    runners = peers(not args.no_erlang, not args.no_triotp, args.baseline, args.handler)
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     ratios: dict[tuple[str, str, str], list[float]] = {}
     raw_out = HERE / "results" / f"core-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"

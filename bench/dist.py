@@ -32,7 +32,7 @@ from pathlib import Path
 import trio
 
 import otpy
-from otpy._etf import C_DECODER
+from otpy.dist._etf import C_DECODER
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "bench-cookie"

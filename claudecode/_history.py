@@ -18,6 +18,14 @@ the ``parentUuid`` chain: :func:`conversation` picks the newest leaf of the
 main chain (not a sidechain, meta or team entry) and walks back to the root,
 so abandoned branches (rewinds, resumes at an earlier message) are left out.
 
+Editing follows claude-agent-sdk's conventions, so the CLI and that SDK see
+the same thing: :func:`rename_session` and :func:`tag_session` append a
+``custom-title`` / ``tag`` entry (the newest wins), :func:`delete_session`
+removes the transcript and its subagent directory, :func:`fork_session`
+copies the chain with fresh uuids into a new session. Subagent transcripts
+(:func:`list_subagents`, :func:`subagent_messages`) live in
+``<project>/<session id>/subagents/agent-<id>.jsonl``.
+
 Everything here is plain synchronous file reading: transcripts are small and
 local, and the callers (tools, tests, the session's ``get_messages``) are
 happy to run it directly or in ``trio.to_thread.run_sync``. Unreadable lines
@@ -26,9 +34,13 @@ happy to run it directly or in ``trio.to_thread.run_sync``. Unreadable lines
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import re
+import shutil
 import unicodedata
+import uuid as uuid_mod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final, cast
@@ -39,22 +51,32 @@ from claudecode._messages import Message, json_loads, parse_message
 from claudecode._protocol_errors import InvalidSessionIdError, SessionNotFoundError
 
 __all__ = [
+    "ForkResult",
     "History",
     "SessionInfo",
     "claude_config_dir",
     "conversation",
     "conversation_chain",
     "decode_project_dir_name",
+    "delete_session",
     "encode_project_path",
     "find_project_dir",
     "find_session_path",
+    "fork_session",
+    "from_terms",
     "list_projects",
     "list_sessions",
+    "list_subagents",
     "project_dir",
     "projects_dir",
     "read_file",
     "read_session",
+    "rename_session",
+    "session_info",
+    "subagent_info",
+    "subagent_messages",
     "summary",
+    "tag_session",
 ]
 
 MAX_DIR_NAME: Final = 200
@@ -420,6 +442,159 @@ def _entry_message(entry: dict[str, Any]) -> Message:
     return message
 
 
+def _session_dir(
+    session_id: str,
+    project_path: str | os.PathLike[str] | None,
+    config_dir: str | os.PathLike[str] | None,
+) -> Path:
+    """``<project dir>/<session id>/``: where the CLI keeps a session's subagent transcripts."""
+    path = find_session_path(session_id, project_path, config_dir=config_dir)
+    return path.with_suffix("")
+
+
+def _agent_files(session_id: str, project_path: str | os.PathLike[str] | None,
+                 config_dir: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
+    base = _session_dir(session_id, project_path, config_dir) / "subagents"
+    found: list[tuple[str, Path]] = []
+
+    def walk(directory: Path) -> None:
+        try:
+            entries = sorted(directory.iterdir(), key=lambda p: p.name)
+        except OSError:
+            return
+        for entry in entries:
+            name = entry.name
+            if entry.is_dir():
+                walk(entry)  # workflows/<run id>/agent-*.jsonl
+            elif name.startswith("agent-") and name.endswith(".jsonl"):
+                found.append((name[len("agent-"):-len(".jsonl")], entry))
+
+    walk(base)
+    return found
+
+
+def list_subagents(
+    session_id: str,
+    project_path: str | os.PathLike[str] | None = None,
+    *,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """The ids of the subagents (``Task`` / ``Agent`` tool) a stored session ran.
+
+    Their transcripts are ``<project>/<session id>/subagents/agent-<id>.jsonl``
+    (possibly in sub-directories), as the CLI writes them.
+
+    Args:
+        session_id: the parent session's UUID.
+        project_path: its working directory, or ``None`` to search all projects.
+        config_dir: see :func:`claude_config_dir`.
+
+    Returns:
+        The agent ids, sorted by file name.
+
+    Raises:
+        InvalidSessionIdError: not a UUID.
+        SessionNotFoundError: no such session.
+    """
+    return [agent for agent, _ in _agent_files(session_id, project_path, config_dir)]
+
+
+def subagent_info(
+    session_id: str,
+    agent_id: str,
+    project_path: str | os.PathLike[str] | None = None,
+    *,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """What the CLI recorded about one subagent (its ``agent-<id>.meta.json``).
+
+    Args:
+        session_id: the parent session's UUID.
+        agent_id: the subagent's id (from :func:`list_subagents`).
+        project_path: the working directory, or ``None`` to search all projects.
+        config_dir: see :func:`claude_config_dir`.
+
+    Returns:
+        The metadata (``agentType``, ``description``, ``toolUseId``...);
+        ``{}`` when the CLI left none.
+
+    Raises:
+        SessionNotFoundError: no such session or subagent.
+    """
+    path = _agent_path(session_id, agent_id, project_path, config_dir)
+    meta = path.with_name(path.name[:-len(".jsonl")] + ".meta.json")
+    try:
+        value = json_loads(meta.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _agent_path(session_id: str, agent_id: str, project_path: str | os.PathLike[str] | None,
+                config_dir: str | os.PathLike[str] | None) -> Path:
+    for agent, path in _agent_files(session_id, project_path, config_dir):
+        if agent == agent_id:
+            return path
+    raise SessionNotFoundError(f"{session_id}/agent-{agent_id}",
+                               str(_session_dir(session_id, project_path, config_dir)))
+
+
+def subagent_messages(
+    session_id: str,
+    agent_id: str,
+    project_path: str | os.PathLike[str] | None = None,
+    *,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> list[Message]:
+    """A subagent's conversation, as typed messages, oldest first.
+
+    The subagent's transcript is linear: its last ``user``/``assistant``
+    entry is walked back to the root. Each message's ``parent_tool_use_id``
+    is the ``Task`` tool call that spawned the subagent (from the CLI's
+    metadata), so it reads like the subagent messages of a live stream.
+
+    Args:
+        session_id: the parent session's UUID.
+        agent_id: the subagent's id (from :func:`list_subagents`).
+        project_path: its working directory, or ``None`` to search all projects.
+        config_dir: see :func:`claude_config_dir`.
+
+    Returns:
+        ``UserMessage`` / ``AssistantMessage`` objects (``raw`` is the entry).
+
+    Raises:
+        InvalidSessionIdError: not a UUID.
+        SessionNotFoundError: no such session or subagent.
+    """
+    path = _agent_path(session_id, agent_id, project_path, config_dir)
+    entries = [e for e in read_file(path)
+               if e.get("type") in _CHAIN_TYPES and isinstance(e.get("uuid"), str)]
+    by_uuid = {e["uuid"]: e for e in entries}
+    leaf = next((e for e in reversed(entries) if e.get("type") in ("user", "assistant")), None)
+    chain: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    node = leaf
+    while node is not None and node["uuid"] not in seen:
+        seen.add(node["uuid"])
+        chain.append(node)
+        parent = node.get("parentUuid")
+        node = by_uuid.get(parent) if isinstance(parent, str) else None
+    chain.reverse()
+    meta = subagent_info(session_id, agent_id, project_path, config_dir=config_dir)
+    spawner = meta.get("toolUseId")
+    out = []
+    for entry in chain:
+        if entry.get("type") not in ("user", "assistant"):
+            continue
+        view = dict(entry)
+        if isinstance(spawner, str):
+            view.setdefault("parent_tool_use_id", spawner)
+        message = _entry_message(view)
+        cast(Any, message).raw = entry
+        out.append(message)
+    return out
+
+
 def conversation(
     session_id: str,
     project_path: str | os.PathLike[str] | None = None,
@@ -474,6 +649,9 @@ class SessionInfo:
         git_branch: the git branch recorded, if any.
         cwd: the working directory recorded in the transcript.
         path: the transcript file.
+        tag: the tag set with :func:`claudecode.History.tag_session`, if any.
+        created_at: when the session began (epoch milliseconds), from the
+            first timestamp in the transcript.
     """
 
     session_id: str
@@ -485,6 +663,8 @@ class SessionInfo:
     git_branch: str | None
     cwd: str | None
     path: Path
+    tag: str | None = None
+    created_at: int | None = None
 
 
 def _unescape(raw: str) -> str:
@@ -642,7 +822,55 @@ def _session_info(path: Path, session_id: str) -> SessionInfo | None:
         git_branch=_last_field(tail, "gitBranch") or _first_field(head, "gitBranch"),
         cwd=_first_field(head, "cwd"),
         path=path,
+        tag=_last_tag(tail),
+        created_at=_epoch_ms(_first_field(head, "timestamp")),
     )
+
+
+def _last_tag(tail: str) -> str | None:
+    """The newest ``{"type":"tag"...}`` entry's tag (``""`` clears it), from the tail.
+
+    Only whole tag lines are read, so a ``"tag"`` key inside a tool input
+    (``git tag``...) is never taken for one.
+    """
+    for line in reversed(tail.split("\n")):
+        if line.startswith('{"type":"tag"'):
+            return _last_field(line, "tag") or None
+    return None
+
+
+def _epoch_ms(stamp: str | None) -> int | None:
+    if not stamp:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(moment.timestamp() * 1000)
+
+
+def session_info(
+    session_id: str,
+    project_path: str | os.PathLike[str] | None = None,
+    *,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> SessionInfo | None:
+    """What :func:`list_sessions` would say about one stored session.
+
+    Args:
+        session_id: the session's UUID.
+        project_path: its working directory, or ``None`` to search all projects.
+        config_dir: see :func:`claude_config_dir`.
+
+    Returns:
+        The record, or ``None`` for a subagent or metadata-only transcript.
+
+    Raises:
+        InvalidSessionIdError: not a UUID.
+        SessionNotFoundError: no such transcript.
+    """
+    path = find_session_path(session_id, project_path, config_dir=config_dir)
+    return _session_info(path, session_id)
 
 
 def _sessions_in(directory: Path) -> list[SessionInfo]:
@@ -775,11 +1003,271 @@ def summary(
     return None
 
 
+# ---------------------------------------------------------------------------
+# Editing stored sessions (claude-agent-sdk's on-disk conventions)
+# ---------------------------------------------------------------------------
+
+_STRIP_RE: Final = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ue000-\uf8ff]")
+_FORK_TYPES: Final = frozenset({"user", "assistant", "attachment", "system", "progress"})
+
+
+def _clean_text(value: str) -> str:
+    """NFKC, without format / private-use / unassigned characters (as the CLI filters tags)."""
+    current = value
+    for _ in range(10):
+        previous = current
+        current = unicodedata.normalize("NFKC", current)
+        current = "".join(c for c in current
+                          if unicodedata.category(c) not in ("Cf", "Co", "Cn"))
+        current = _STRIP_RE.sub("", current)
+        if current == previous:
+            break
+    return current
+
+
+def _append_entry(session_id: str, entry: dict[str, Any],
+                  project_path: str | os.PathLike[str] | None,
+                  config_dir: str | os.PathLike[str] | None) -> Path:
+    """Append one JSON line to an existing, non-empty transcript (never creates one)."""
+    path = find_session_path(session_id, project_path, config_dir=config_dir)
+    line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)  # no O_CREAT: a vanished file fails
+    except FileNotFoundError:
+        raise SessionNotFoundError(session_id, str(path.parent)) from None
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+    return path
+
+
+def rename_session(
+    session_id: str,
+    title: str,
+    project_path: str | os.PathLike[str] | None = None,
+    *,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> None:
+    """Give a stored session a title (a ``custom-title`` entry; the newest wins).
+
+    :func:`list_sessions` shows it as ``custom_title`` and ``summary``; the
+    CLI shows it in its session list.
+
+    Args:
+        session_id: the session's UUID.
+        title: the title (surrounding whitespace is removed; must not be empty).
+        project_path: its working directory, or ``None`` to search all projects.
+        config_dir: see :func:`claude_config_dir`.
+
+    Raises:
+        ValueError: the title is empty.
+        InvalidSessionIdError / SessionNotFoundError: as for :func:`find_session_path`.
+    """
+    stripped = title.strip() if isinstance(title, str) else ""
+    if not stripped:
+        raise ValueError("a session title must be a non-empty string")
+    _append_entry(session_id, {"type": "custom-title", "customTitle": stripped,
+                               "sessionId": session_id}, project_path, config_dir)
+
+
+def tag_session(
+    session_id: str,
+    tag: str | None,
+    project_path: str | os.PathLike[str] | None = None,
+    *,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> None:
+    """Tag a stored session, or clear its tag with ``None`` (a ``tag`` entry; the newest wins).
+
+    The tag is cleaned as the CLI cleans tags (NFKC; invisible, directional
+    and private-use characters removed). :func:`list_sessions` reports it in
+    ``SessionInfo.tag``.
+
+    Args:
+        session_id: the session's UUID.
+        tag: the tag, or ``None`` to clear it.
+        project_path: its working directory, or ``None`` to search all projects.
+        config_dir: see :func:`claude_config_dir`.
+
+    Raises:
+        ValueError: the tag is empty after cleaning.
+        InvalidSessionIdError / SessionNotFoundError: as for :func:`find_session_path`.
+    """
+    text = ""
+    if tag is not None:
+        text = _clean_text(tag).strip() if isinstance(tag, str) else ""
+        if not text:
+            raise ValueError("a tag must be a non-empty string (use None to clear it)")
+    _append_entry(session_id, {"type": "tag", "tag": text, "sessionId": session_id},
+                  project_path, config_dir)
+
+
+def delete_session(
+    session_id: str,
+    project_path: str | os.PathLike[str] | None = None,
+    *,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> None:
+    """Delete a stored session: its transcript and its subagent transcripts.
+
+    Args:
+        session_id: the session's UUID.
+        project_path: its working directory, or ``None`` to search all projects.
+        config_dir: see :func:`claude_config_dir`.
+
+    Raises:
+        InvalidSessionIdError / SessionNotFoundError: as for :func:`find_session_path`.
+    """
+    path = find_session_path(session_id, project_path, config_dir=config_dir)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        raise SessionNotFoundError(session_id, str(path.parent)) from None
+    shutil.rmtree(path.with_suffix(""), ignore_errors=True)
+
+
+@attrs.frozen
+class ForkResult:
+    """What :func:`fork_session` made.
+
+    Attributes:
+        session_id: the new session's UUID (resume it with ``resume=``).
+        path: its transcript.
+    """
+
+    session_id: str
+    path: Path
+
+
+def fork_session(
+    session_id: str,
+    project_path: str | os.PathLike[str] | None = None,
+    *,
+    up_to_message_id: str | None = None,
+    title: str | None = None,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> ForkResult:
+    """Copy a stored session into a new one, optionally cut after a message.
+
+    Every entry gets a fresh uuid (the ``parentUuid`` chain is kept), the
+    new session id and a ``forkedFrom`` note; subagent (sidechain) entries
+    and file-history snapshots are left out. The fork gets a title: ``title``,
+    else the source's title or first prompt plus ``" (fork)"``. Resume it
+    like any session (``claudecode.start_link(resume=result.session_id)``).
+
+    Args:
+        session_id: the source session's UUID.
+        project_path: its working directory, or ``None`` to search all projects.
+        up_to_message_id: keep entries up to and including this uuid.
+        title: the fork's title.
+        config_dir: see :func:`claude_config_dir`.
+
+    Returns:
+        The new session's id and transcript path.
+
+    Raises:
+        ValueError: nothing to fork, or ``up_to_message_id`` is not in the session.
+        InvalidSessionIdError / SessionNotFoundError: as for :func:`find_session_path`.
+    """
+    source = find_session_path(session_id, project_path, config_dir=config_dir)
+    entries = read_file(source)
+    transcript = [e for e in entries if e.get("type") in _FORK_TYPES
+                  and isinstance(e.get("uuid"), str) and e.get("isSidechain") is not True]
+    replacements: list[Any] = []
+    for e in entries:
+        if e.get("type") == "content-replacement" and e.get("sessionId") == session_id \
+                and isinstance(e.get("replacements"), list):
+            replacements.extend(e["replacements"])
+    if up_to_message_id is not None:
+        cut = next((i for i, e in enumerate(transcript) if e["uuid"] == up_to_message_id), None)
+        if cut is None:
+            raise ValueError(f"message {up_to_message_id} is not in session {session_id}")
+        transcript = transcript[:cut + 1]
+    if not [e for e in transcript if e.get("type") != "progress"]:
+        raise ValueError(f"session {session_id} has no messages to fork")
+    new_id = str(uuid_mod.uuid4())
+    mapping = {e["uuid"]: str(uuid_mod.uuid4()) for e in transcript}
+    by_uuid = {e["uuid"]: e for e in transcript}
+    now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+    writable = [e for e in transcript if e.get("type") != "progress"]
+    lines: list[dict[str, Any]] = []
+    for i, original in enumerate(writable):
+        parent = original.get("parentUuid")
+        while isinstance(parent, str) and by_uuid.get(parent, {}).get("type") == "progress":
+            parent = by_uuid[parent].get("parentUuid")  # progress entries are not copied
+        logical = original.get("logicalParentUuid")
+        forked = {
+            **original,
+            "uuid": mapping[original["uuid"]],
+            "parentUuid": mapping.get(parent) if isinstance(parent, str) else None,
+            "logicalParentUuid": mapping.get(logical, logical) if logical else logical,
+            "sessionId": new_id,
+            "timestamp": now if i == len(writable) - 1 else original.get("timestamp", now),
+            "isSidechain": False,
+            "forkedFrom": {"sessionId": session_id, "messageUuid": original["uuid"]},
+        }
+        for key in ("teamName", "agentName", "slug", "sourceToolAssistantUUID"):
+            forked.pop(key, None)
+        lines.append(forked)
+    if replacements:
+        lines.append({"type": "content-replacement", "sessionId": new_id,
+                      "replacements": replacements, "uuid": str(uuid_mod.uuid4()),
+                      "timestamp": now})
+    name = title.strip() if isinstance(title, str) and title.strip() else None
+    if name is None:
+        known = summary(session_id, project_path, config_dir=config_dir)
+        name = f"{known or 'Forked session'} (fork)"
+    lines.append({"type": "custom-title", "sessionId": new_id, "customTitle": name,
+                  "uuid": str(uuid_mod.uuid4()), "timestamp": now})
+    target = source.parent / f"{new_id}.jsonl"
+    data = "".join(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
+                   for line in lines).encode()
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return ForkResult(new_id, target)
+
+
+def from_terms(function: str, value: Any) -> Any:
+    """Rebuild the typed result of a :class:`History` function run on another node.
+
+    The sandbox sends plain terms (messages as their transcript entries,
+    records as dicts); this turns them back into what the function returns.
+
+    Args:
+        function: the function's name.
+        value: its result as plain terms.
+
+    Returns:
+        The typed result.
+    """
+    if function in ("conversation", "get_messages", "subagent_messages"):
+        return [_entry_message(dict(entry)) for entry in value]
+    if function == "list_sessions":
+        names = {f.name for f in attrs.fields(SessionInfo)}
+        out = []
+        for item in value:
+            fields: dict[str, Any] = {k: v for k, v in dict(item).items() if k in names}
+            fields["path"] = Path(str(fields.get("path", "")))
+            out.append(SessionInfo(**fields))
+        return out
+    if function in ("find_session_path", "find_project_dir", "project_dir"):
+        return None if value is None else Path(str(value))
+    return value
+
+
 class History:
-    """Stored-session reading, grouped as in the Elixir ``ClaudeCode.History``.
+    """Stored-session reading and editing, grouped as in the Elixir ``ClaudeCode.History``.
 
     All methods are synchronous static methods over the module functions of
-    the same names (see :mod:`claudecode._history`).
+    the same names (see :mod:`claudecode._history` and
+    :mod:`claudecode._history_edit`). They read the transcripts on this
+    machine; for a session whose CLI runs on a sandbox node, use
+    :func:`claudecode.get_messages` / :func:`claudecode.list_sessions` with
+    the session, which read them where they are.
     """
 
     list_projects = staticmethod(list_projects)
@@ -796,3 +1284,13 @@ class History:
     decode_project_dir_name = staticmethod(decode_project_dir_name)
     conversation_chain = staticmethod(conversation_chain)
     config_dir = staticmethod(claude_config_dir)
+    session_info = staticmethod(session_info)
+    get_session_info = staticmethod(session_info)
+    list_subagents = staticmethod(list_subagents)
+    subagent_messages = staticmethod(subagent_messages)
+    get_subagent_messages = staticmethod(subagent_messages)
+    subagent_info = staticmethod(subagent_info)
+    rename_session = staticmethod(rename_session)
+    tag_session = staticmethod(tag_session)
+    delete_session = staticmethod(delete_session)
+    fork_session = staticmethod(fork_session)

@@ -16,7 +16,9 @@ through ``mcp_message`` control requests carrying JSON-RPC 2.0 messages;
 ``tools/call``, ``ping``; notifications get ``None``; other methods the
 JSON-RPC error -32601).
 
-Results: a ``str`` becomes one text block; any other JSON value (dict, list,
+Results: a ``str`` becomes one text block; a dict in claude-agent-sdk's
+shape, ``{"content": [blocks], "is_error": bool}`` (``isError`` also
+accepted), is sent as that MCP result; any other JSON value (dict, list,
 number, bool) becomes its JSON text; ``None`` gives no content; a
 :class:`ToolResult` is sent as given (text and image blocks, ``is_error``).
 Invalid arguments, a raising tool, a result that cannot be sent and a
@@ -25,12 +27,11 @@ timeout all become a result with ``isError: true`` and the text
 
 Schemas are JSON-schema dicts, or simple mappings of field names to Python
 types (``{"a": int, "tags": list[str], "note": str | None}``; every field is
-required unless its type allows ``None``). Arguments are checked by a small
-validator for the JSON-schema subset ``type`` (object, string, integer,
-number, boolean, array, null, or a list of these), ``properties``,
-``required``, ``items``, ``enum`` and ``additionalProperties``; other
-keywords (``description``, ``default``, ``minimum``...) are passed to the
-model but not enforced.
+required unless its type allows ``None``). Schemas are checked against their
+meta-schema when the tool is defined, and arguments are validated by the
+``jsonschema`` library: the draft named by ``$schema``, else draft 2020-12
+(every keyword: ``minimum``, ``pattern``, ``oneOf``, ``$ref``...; ``format``
+is an annotation only, as that draft specifies).
 """
 
 from __future__ import annotations
@@ -38,16 +39,25 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import logging
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, TypeAlias, Union
 
 import attrs
+import jsonschema
+import jsonschema.exceptions
 import trio
+from jsonschema import Draft202012Validator
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 
 from claudecode._errors import ClaudeCodeError
+
+logger = logging.getLogger("claudecode.mcp")
 
 __all__ = [
     "DEFAULT_PROTOCOL_VERSION",
@@ -63,6 +73,7 @@ __all__ = [
     "ToolResult",
     "ValidationError",
     "check_schema",
+    "is_sdk_result",
     "mcp_server",
     "to_json_schema",
     "tool",
@@ -82,8 +93,6 @@ JSONRPC_INVALID_REQUEST: Final = -32600
 JSONRPC_METHOD_NOT_FOUND: Final = -32601
 JSONRPC_INVALID_PARAMS: Final = -32602
 JSONRPC_INTERNAL_ERROR: Final = -32603
-
-_JSON_TYPES: Final = ("object", "string", "integer", "number", "boolean", "array", "null")
 
 _PY_TYPES: Final[dict[Any, str]] = {
     int: "integer",
@@ -256,7 +265,7 @@ def _json_safe(value: Any, where: str) -> None:
 
 
 def check_schema(schema: Any, where: str = "$") -> dict[str, Any]:
-    """Check that a JSON schema uses the supported keywords correctly.
+    """Check that ``schema`` is a valid JSON schema (its own ``$schema``, else draft 2020-12).
 
     Args:
         schema: the schema.
@@ -266,41 +275,18 @@ def check_schema(schema: Any, where: str = "$") -> dict[str, Any]:
         The same schema as a plain dict (unchanged).
 
     Raises:
-        SchemaError: a keyword of the supported subset has a malformed value,
-            or the schema is not JSON-serialisable.
+        SchemaError: the schema is not a dict, not JSON-serialisable, or not
+            valid against its draft's meta-schema (the message says where).
     """
     if not isinstance(schema, Mapping):
         raise SchemaError(f"{where}: a schema must be a dict, got {type(schema).__name__}")
     out: dict[str, Any] = dict(schema)
-    schema = out
-    kind = schema.get("type")
-    if kind is not None:
-        kinds = kind if isinstance(kind, list) else [kind]
-        if not kinds or not all(k in _JSON_TYPES for k in kinds):
-            raise SchemaError(f"{where}: 'type' must be one of {', '.join(_JSON_TYPES)} or a list")
-    props = schema.get("properties")
-    if props is not None:
-        if not isinstance(props, Mapping):
-            raise SchemaError(f"{where}: 'properties' must be a dict")
-        for name, sub in props.items():
-            if not isinstance(name, str):
-                raise SchemaError(f"{where}: property names must be strings, got {name!r}")
-            check_schema(sub, f"{where}.properties.{name}")
-    required = schema.get("required")
-    if required is not None and (
-        not isinstance(required, list) or not all(isinstance(r, str) for r in required)
-    ):
-        raise SchemaError(f"{where}: 'required' must be a list of strings")
-    items = schema.get("items")
-    if items is not None:
-        check_schema(items, f"{where}.items")
-    enum = schema.get("enum")
-    if enum is not None and not isinstance(enum, list):
-        raise SchemaError(f"{where}: 'enum' must be a list")
-    extra = schema.get("additionalProperties")
-    if extra is not None and not isinstance(extra, bool):
-        check_schema(extra, f"{where}.additionalProperties")
-    _json_safe(schema, where)
+    _json_safe(out, where)
+    cls = validator_for(out, default=Draft202012Validator)
+    try:
+        cls.check_schema(out)
+    except jsonschema.SchemaError as exc:
+        raise SchemaError(f"{_path(where, exc.absolute_path)}: {exc.message}") from None
     return out
 
 
@@ -328,73 +314,90 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _has_type(value: Any, kind: str) -> bool:
-    actual = _json_type(value)
-    return actual == kind or (kind == "number" and actual == "integer")
-
-
-def _json_equal(a: Any, b: Any) -> bool:
-    """Equality as JSON sees it (``True`` is not ``1``; ``1`` is ``1.0``)."""
-    ta, tb = _json_type(a), _json_type(b)
-    numeric = ("integer", "number")
-    if ta != tb and not (ta in numeric and tb in numeric):
-        return False
-    if ta == "array":
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    if ta == "object":
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    return bool(a == b)
-
-
 def _describe(value: Any) -> str:
     text = json.dumps(value, default=repr)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _validate(value: Any, schema: Mapping[str, Any], path: str) -> None:
-    kind = schema.get("type")
-    if kind is not None:
-        kinds = kind if isinstance(kind, list) else [kind]
-        if not any(_has_type(value, k) for k in kinds):
-            expected = " or ".join(kinds)
-            raise ValidationError(path, f"expected {expected}, got {_json_type(value)}")
-    enum = schema.get("enum")
-    if enum is not None and not any(_json_equal(value, e) for e in enum):
-        allowed = ", ".join(_describe(e) for e in enum)
-        raise ValidationError(path, f"{_describe(value)} is not one of {allowed}")
-    if isinstance(value, Mapping):
-        props: Mapping[str, Any] = schema.get("properties") or {}
-        for name in schema.get("required") or ():
-            if name not in value:
-                raise ValidationError(path, f"missing required property {name!r}")
-        extra = schema.get("additionalProperties", True)
-        for name, item in value.items():
-            sub = props.get(name)
-            where = f"{path}.{name}"
-            if sub is not None:
-                _validate(item, sub, where)
-            elif extra is False:
-                raise ValidationError(path, f"unexpected property {name!r}")
-            elif isinstance(extra, Mapping):
-                _validate(item, extra, where)
-    elif isinstance(value, (list, tuple)):
-        items = schema.get("items")
-        if isinstance(items, Mapping):
-            for index, item in enumerate(value):
-                _validate(item, items, f"{path}[{index}]")
+def _path(root: str, parts: Iterable[Any]) -> str:
+    out = root
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _unexpected(error: jsonschema.ValidationError) -> list[str]:
+    """The property names an ``additionalProperties`` error is about."""
+    instance, schema = error.instance, error.schema
+    if not isinstance(instance, Mapping) or not isinstance(schema, Mapping):
+        return []
+    known = schema.get("properties") or {}
+    patterns = list((schema.get("patternProperties") or {}).keys())
+    return [k for k in instance if k not in known
+            and not any(re.search(p, k) for p in patterns)]
+
+
+def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """``(path, message)`` for one jsonschema error, in this module's wording."""
+    path = _path("$", error.absolute_path)
+    kind, value = error.validator, error.validator_value
+    if kind == "type":
+        kinds = value if isinstance(value, list) else [value]
+        return path, f"expected {' or '.join(map(str, kinds))}, got {_json_type(error.instance)}"
+    if kind == "required" and isinstance(value, list):
+        missing = [n for n in value if isinstance(error.instance, Mapping)
+                   and n not in error.instance]
+        if missing:
+            return path, f"missing required property {missing[0]!r}"
+    if kind == "additionalProperties" and value is False:
+        extra = _unexpected(error)
+        if extra:
+            return path, f"unexpected property {extra[0]!r}"
+    if kind == "enum" and isinstance(value, list):
+        allowed = ", ".join(_describe(e) for e in value)
+        return path, f"{_describe(error.instance)} is not one of {allowed}"
+    return path, error.message
+
+
+_VALIDATORS: dict[str, Validator] = {}
+_VALIDATOR_CACHE_SIZE: Final = 1024
+
+
+def _validator(schema: Mapping[str, Any]) -> Validator:
+    """A compiled validator for ``schema`` (cached by the schema's JSON text)."""
+    key = json.dumps(schema, sort_keys=True, default=repr)
+    found = _VALIDATORS.get(key)
+    if found is None:
+        cls = validator_for(schema, default=Draft202012Validator)
+        found = cls(dict(schema))
+        if len(_VALIDATORS) >= _VALIDATOR_CACHE_SIZE:
+            _VALIDATORS.clear()
+        _VALIDATORS[key] = found
+    return found
+
+
+def _check(instance: Any, validator: Validator) -> None:
+    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    if error is not None:
+        path, message = _message(error)
+        raise ValidationError(path, message)
 
 
 def validate(instance: Any, schema: Mapping[str, Any]) -> None:
-    """Check ``instance`` against ``schema`` (the supported JSON-schema subset).
+    """Check ``instance`` against ``schema`` with the ``jsonschema`` library.
+
+    The schema's ``$schema`` picks the draft; without one, draft 2020-12 is
+    used (``format`` is an annotation, not checked, as that draft says).
 
     Args:
         instance: a decoded JSON value.
-        schema: a schema accepted by :func:`check_schema`.
+        schema: a JSON schema.
 
     Raises:
-        ValidationError: the first mismatch found (``.path`` says where).
+        ValidationError: the most relevant mismatch (``.path`` says where, as
+            ``$.items[2].name``).
     """
-    _validate(instance, schema, "$")
+    _check(instance, _validator(schema))
 
 
 # ---------------------------------------------------------------------------
@@ -427,10 +430,13 @@ class ToolResult:
         content: MCP content blocks, e.g. ``{"type": "text", "text": "..."}`` or
             ``{"type": "image", "data": <base64>, "mimeType": "image/png"}``.
         is_error: tell the model the tool failed.
+        structured_content: an optional JSON object sent as MCP
+            ``structuredContent`` beside the content blocks.
     """
 
     content: tuple[dict[str, Any], ...] = attrs.field(converter=_content, factory=tuple)
     is_error: bool = False
+    structured_content: dict[str, Any] | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def text(cls, text: str, *, is_error: bool = False) -> ToolResult:
@@ -475,14 +481,81 @@ class ToolResult:
         """The MCP ``tools/call`` result object.
 
         Returns:
-            ``{"content": [...], "isError": bool}``.
+            ``{"content": [...], "isError": bool}`` (and ``structuredContent``
+            when set).
         """
-        return {"content": [dict(b) for b in self.content], "isError": self.is_error}
+        out: dict[str, Any] = {"content": [dict(b) for b in self.content],
+                               "isError": self.is_error}
+        if self.structured_content is not None:
+            out["structuredContent"] = dict(self.structured_content)
+        return out
+
+    @classmethod
+    def from_sdk(cls, value: Mapping[str, Any]) -> ToolResult:
+        """A result from claude-agent-sdk's shape: ``{"content": [...], "is_error": bool}``.
+
+        Text, image and audio blocks pass through; ``resource_link`` and text
+        ``resource`` blocks become text (what the CLI shows the model); binary
+        resources and unknown block types are left out with a warning, as
+        claude-agent-sdk does. ``isError`` is accepted for ``is_error``, and
+        ``structuredContent`` is kept.
+
+        Args:
+            value: the dict a tool returned.
+
+        Returns:
+            The result.
+
+        Raises:
+            TypeError: ``content`` is not a list of block objects, or a block is malformed.
+        """
+        items = value.get("content")
+        if not isinstance(items, list):
+            raise TypeError("a tool result's 'content' must be a list of content blocks")
+        blocks: list[dict[str, Any]] = []
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise TypeError(f"content block is not an object: {item!r}")
+            kind = item.get("type")
+            if kind in ("text", "image", "audio"):
+                blocks.append(dict(item))
+            elif kind == "resource_link":
+                parts = [str(item[k]) for k in ("name", "uri", "description") if item.get(k)]
+                blocks.append({"type": "text", "text": "\n".join(parts) or "Resource link"})
+            elif kind == "resource" and isinstance((item.get("resource") or {}).get("text"),
+                                                   str):
+                blocks.append({"type": "text", "text": item["resource"]["text"]})
+            else:
+                logger.warning("tool result: leaving out a %r content block the CLI cannot "
+                               "show", kind)
+        flag = value.get("is_error", value.get("isError", False))
+        structured = value.get("structuredContent")
+        return cls(blocks, is_error=flag is True,
+                   structured_content=dict(structured) if isinstance(structured, Mapping)
+                   else None)
 
 
 def _error_text(exc: BaseException) -> str:
     message = str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+_SDK_RESULT_KEYS: Final = frozenset({"content", "is_error", "isError", "structuredContent",
+                                     "_meta"})
+
+
+def is_sdk_result(value: Any) -> bool:
+    """Whether a tool's return value is a result in claude-agent-sdk's (MCP's) shape.
+
+    Args:
+        value: what the tool returned.
+
+    Returns:
+        ``True`` for a mapping whose ``content`` is a list and whose other
+        keys are among ``is_error``, ``isError``, ``structuredContent``, ``_meta``.
+    """
+    return (isinstance(value, Mapping) and isinstance(value.get("content"), list)
+            and _SDK_RESULT_KEYS.issuperset(value))
 
 
 def _coerce_result(value: Any) -> ToolResult:
@@ -493,6 +566,8 @@ def _coerce_result(value: Any) -> ToolResult:
         return ToolResult(())
     if isinstance(value, str):
         return ToolResult.text(value)
+    if is_sdk_result(value):
+        return ToolResult.from_sdk(value)
     if isinstance(value, (bytes, bytearray)):
         raise TypeError("a tool returned bytes; return str, or ToolResult with an image block")
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
@@ -523,6 +598,11 @@ class Tool:
     input_schema: dict[str, Any]
     handler: ToolHandler = attrs.field(repr=False)
     annotations: dict[str, Any] | None = None
+    _checker: Validator | None = attrs.field(init=False, default=None, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        # compiled once: validating a call then costs no schema work
+        object.__setattr__(self, "_checker", _validator(self.input_schema))
 
     def __call__(self, args: dict[str, Any]) -> Any:
         """Call the wrapped function directly (no validation).
@@ -567,7 +647,7 @@ class Tool:
         """
         args = {} if arguments is None else arguments
         try:
-            validate(args, self.input_schema)
+            _check(args, self._checker or _validator(self.input_schema))
         except ValidationError as exc:
             return ToolResult.error(f"Tool error: invalid arguments for {self.name!r}: {exc}")
         value: Any = None

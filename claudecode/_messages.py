@@ -3,24 +3,49 @@
 Every line the CLI prints on stdout is one JSON object with a ``"type"``. This
 module turns such a decoded object into an attrs instance:
 
-=====================  =====================================================
-wire ``type``          class
-=====================  =====================================================
-``system``             :class:`SystemMessage` (``init``, ``status``, ... by
-                       ``subtype``)
-``assistant``          :class:`AssistantMessage`
-``user``               :class:`UserMessage`
-``result``             :class:`ResultMessage`
-``stream_event``       :class:`PartialAssistantMessage`
-anything else          :class:`UnknownMessage`
-=====================  =====================================================
+======================  ====================================================
+wire ``type``           class
+======================  ====================================================
+``system``              :class:`SystemMessage`, or by ``subtype`` one of its
+                        subclasses (:data:`SYSTEM_SUBTYPE_CLASSES`):
+                        :class:`TaskStartedMessage`,
+                        :class:`TaskProgressMessage`,
+                        :class:`TaskNotificationMessage`,
+                        :class:`TaskUpdatedMessage`,
+                        :class:`BackgroundTasksChangedMessage`,
+                        :class:`HookStartedMessage`,
+                        :class:`HookProgressMessage`,
+                        :class:`HookResponseMessage`,
+                        :class:`CompactBoundaryMessage`,
+                        :class:`StatusMessage`, :class:`ApiRetryMessage`,
+                        :class:`ThinkingTokensMessage`,
+                        :class:`LocalCommandOutputMessage`,
+                        :class:`FilesPersistedMessage`,
+                        :class:`ElicitationCompleteMessage`,
+                        :class:`NotificationMessage`
+``assistant``           :class:`AssistantMessage`
+``user``                :class:`UserMessage`
+``result``              :class:`ResultMessage`
+``stream_event``        :class:`PartialAssistantMessage`
+``rate_limit_event``    :class:`RateLimitEvent`
+``tool_progress``       :class:`ToolProgressMessage`
+``auth_status``         :class:`AuthStatusMessage`
+``tool_use_summary``    :class:`ToolUseSummaryMessage`
+``prompt_suggestion``   :class:`PromptSuggestionMessage`
+``conversation_reset``  :class:`ConversationResetMessage`
+``command_lifecycle``   :class:`CommandLifecycleMessage`
+anything else           :class:`UnknownMessage` (kept whole, for CLIs to come)
+======================  ====================================================
 
 Content blocks inside ``message.content`` become :class:`TextBlock`,
 :class:`ThinkingBlock`, :class:`RedactedThinkingBlock`, :class:`ToolUseBlock`,
 :class:`ToolResultBlock`, :class:`ServerToolUseBlock`,
 :class:`ServerToolResultBlock` (:class:`WebSearchToolResultBlock` for web
 search), :class:`McpToolUseBlock`, :class:`McpToolResultBlock`,
-:class:`ImageBlock`, :class:`DocumentBlock` or :class:`UnknownBlock`.
+:class:`ImageBlock`, :class:`DocumentBlock`, :class:`CompactionBlock` or
+:class:`UnknownBlock`. Token usage is a :class:`~claudecode._usage.Usage` (a
+dict with typed properties), per-model usage a
+:class:`~claudecode._usage.ModelUsage`.
 
 Rules (decided here, relied on by the session layer):
 
@@ -36,11 +61,12 @@ Rules (decided here, relied on by the session layer):
   ``missing_fields``. A malformed result therefore still ends the turn instead
   of hanging the stream.
 * **Fast.** :func:`parse_message` is a dict dispatch on ``type`` into
-  hand-written structure functions; JSON is decoded with ``orjson`` when it is
-  installed (falling back to :mod:`json` for anything orjson refuses, e.g.
-  ``NaN`` or huge integers). The cattrs :data:`converter` is registered with
-  the very same functions, so ``converter.structure(d, Message)`` costs no
-  more than :func:`parse_message`.
+  hand-written structure functions (the rarer line types use one generic
+  lenient function per class, derived from its attrs fields); JSON is
+  decoded with ``orjson`` when it is installed (falling back to :mod:`json`
+  for anything orjson refuses, e.g. ``NaN`` or huge integers). The cattrs
+  :data:`converter` is registered with the very same functions, so
+  ``converter.structure(d, Message)`` costs no more than :func:`parse_message`.
 
 Instances are plain mutable attrs classes (mutability keeps construction
 cheap); treat them as read-only values.
@@ -57,6 +83,10 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
+from claudecode._lenient import lenient as _lenient
+from claudecode._lenient import register
+from claudecode._usage import ModelUsage, Usage, model_usage_of, usage_of
+
 _orjson: Any
 try:  # optional accelerator: 3-5x faster decoding than the stdlib
     import orjson as _orjson
@@ -64,25 +94,56 @@ except ImportError:  # pragma: no cover - exercised only without orjson
     _orjson = None
 
 __all__ = [
+    "OTHER_MESSAGE_CLASSES",
+    "SYSTEM_SUBTYPE_CLASSES",
+    "ApiRetryMessage",
     "AssistantMessage",
+    "AuthStatusMessage",
+    "BackgroundTasksChangedMessage",
+    "CommandLifecycleMessage",
+    "CompactBoundaryMessage",
+    "CompactionBlock",
     "ContentBlock",
+    "ConversationResetMessage",
+    "DeferredToolUse",
     "DocumentBlock",
+    "ElicitationCompleteMessage",
+    "FilesPersistedMessage",
+    "HookEventMessage",
+    "HookProgressMessage",
+    "HookResponseMessage",
+    "HookStartedMessage",
     "ImageBlock",
+    "LocalCommandOutputMessage",
     "McpToolResultBlock",
     "McpToolUseBlock",
     "Message",
+    "ModelUsage",
+    "NotificationMessage",
     "PartialAssistantMessage",
+    "PromptSuggestionMessage",
+    "RateLimitEvent",
+    "RateLimitInfo",
     "RedactedThinkingBlock",
     "ResultMessage",
     "ServerToolResultBlock",
     "ServerToolUseBlock",
+    "StatusMessage",
     "SystemMessage",
+    "TaskNotificationMessage",
+    "TaskProgressMessage",
+    "TaskStartedMessage",
+    "TaskUpdatedMessage",
     "TextBlock",
     "ThinkingBlock",
+    "ThinkingTokensMessage",
+    "ToolProgressMessage",
     "ToolResultBlock",
     "ToolUseBlock",
+    "ToolUseSummaryMessage",
     "UnknownBlock",
     "UnknownMessage",
+    "Usage",
     "UserMessage",
     "WebSearchToolResultBlock",
     "converter",
@@ -370,6 +431,20 @@ class DocumentBlock(ContentBlock):
 
 
 @attrs.define
+class CompactionBlock(ContentBlock):
+    """A summary of earlier context the API compacted (``compaction``).
+
+    Attributes:
+        content: the summary text (``None`` when the compaction failed).
+        raw: the source dict.
+    """
+
+    TYPE: ClassVar[str] = "compaction"
+    content: str | None = None
+    raw: RawDict = attrs.field(factory=dict, repr=False)
+
+
+@attrs.define
 class UnknownBlock(ContentBlock):
     """A block of a type this module does not model; everything is in ``raw``."""
 
@@ -438,8 +513,8 @@ class SystemMessage(Message):
     model: str | None = None
     tools: list[str] | None = None
     mcp_servers: list[dict[str, Any]] | None = None
-    permission_mode: str | None = None
-    api_key_source: str | None = None
+    permission_mode: str | None = attrs.field(default=None, metadata={"wire": "permissionMode"})
+    api_key_source: str | None = attrs.field(default=None, metadata={"wire": "apiKeySource"})
     claude_code_version: str | None = None
     slash_commands: list[str] | None = None
     agents: list[Any] | None = None
@@ -468,7 +543,8 @@ class AssistantMessage(Message):
         model: the model that wrote it (``"<synthetic>"`` for CLI-made errors).
         message_id: the API message id, shared by the lines of one response.
         stop_reason: the API stop reason, when known.
-        usage: token usage as sent.
+        usage: token usage (a :class:`~claudecode._usage.Usage`: a dict with
+            typed properties).
         parent_tool_use_id: set when a subagent (Task tool) produced it.
         session_id: the session id.
         uuid: the line's uuid.
@@ -476,6 +552,7 @@ class AssistantMessage(Message):
         is_api_error_message: the CLI made this message up to report an API error.
         api_error_status: the HTTP status of that API error.
         aborted: the turn was interrupted while this message streamed.
+        agent_id: the subagent that wrote it (with ``forward_subagent_text``).
         raw: the source dict.
     """
 
@@ -484,7 +561,7 @@ class AssistantMessage(Message):
     model: str | None = None
     message_id: str | None = None
     stop_reason: str | None = None
-    usage: dict[str, Any] | None = None
+    usage: Usage | None = None
     parent_tool_use_id: str | None = None
     session_id: str | None = None
     uuid: str | None = None
@@ -492,6 +569,7 @@ class AssistantMessage(Message):
     is_api_error_message: bool = False
     api_error_status: int | None = None
     aborted: bool = False
+    agent_id: str | None = None
     raw: RawDict = attrs.field(factory=dict, repr=False)
 
     @property
@@ -517,6 +595,9 @@ class UserMessage(Message):
         uuid: the line's (transcript) uuid.
         is_synthetic: the CLI generated it (e.g. "[Request interrupted by user]").
         is_replay: an echo of our own input (``--replay-user-messages``).
+        origin: who produced this message, when the CLI says (``{"kind":
+            "task-notification", ...}`` for a turn the CLI started itself,
+            ``{"kind": "human"}``...); ``None`` otherwise.
         raw: the source dict.
     """
 
@@ -528,6 +609,7 @@ class UserMessage(Message):
     uuid: str | None = None
     is_synthetic: bool = False
     is_replay: bool = False
+    origin: dict[str, Any] | None = None
     raw: RawDict = attrs.field(factory=dict, repr=False)
 
     @property
@@ -543,6 +625,21 @@ class UserMessage(Message):
         if isinstance(self.content, str):
             return []
         return [b for b in self.content if isinstance(b, ToolResultBlock)]
+
+
+@attrs.define
+class DeferredToolUse:
+    """A tool call a ``PreToolUse`` hook deferred (``permissionDecision: "defer"``).
+
+    Attributes:
+        id: the tool-use id.
+        name: the tool.
+        input: its arguments.
+    """
+
+    id: str = ""
+    name: str = ""
+    input: dict[str, Any] = attrs.field(factory=dict)
 
 
 RESULT_REQUIRED_FIELDS: Final = (
@@ -571,7 +668,7 @@ class ResultMessage(Message):
         is_error: whether the turn failed.
         session_id: the session id.
         result: the final text (success) or error text.
-        usage: total token usage.
+        usage: total token usage (a :class:`~claudecode._usage.Usage`).
         total_cost_usd: the cost of the session so far.
         num_turns: agentic turns taken.
         duration_ms: wall time of the turn.
@@ -580,10 +677,16 @@ class ResultMessage(Message):
         terminal_reason: why the loop ended (``"api_error"``, ``"aborted_streaming"``...).
         structured_output: the validated object when ``output_format`` was given.
         stop_reason: the last API stop reason.
-        model_usage: per-model usage (wire name ``modelUsage``).
+        model_usage: per-model usage and cost (wire name ``modelUsage``), each a
+            :class:`~claudecode._usage.ModelUsage`.
         errors: error strings of error subtypes.
         api_error_status: HTTP status of an API error, if any.
         uuid: the line's uuid.
+        origin: what started this turn, when the CLI says: ``{"kind":
+            "task-notification", ...}`` for a turn the CLI began by itself
+            (a background task finished), ``None`` for an ordinary prompt.
+        user_message_uuids: the uuids of the user messages this turn answered.
+        deferred_tool_use: the tool call a ``PreToolUse`` hook deferred, if any.
         missing_fields: names of required fields that were absent or ill-typed.
         raw: the source dict.
     """
@@ -602,10 +705,13 @@ class ResultMessage(Message):
     terminal_reason: str | None = None
     structured_output: Any = None
     stop_reason: str | None = None
-    model_usage: dict[str, Any] | None = None
+    model_usage: dict[str, ModelUsage] | None = None
     errors: list[str] = attrs.field(factory=list)
     api_error_status: int | None = None
     uuid: str | None = None
+    origin: dict[str, Any] | None = None
+    user_message_uuids: list[str] = attrs.field(factory=list)
+    deferred_tool_use: DeferredToolUse | None = None
     missing_fields: tuple[str, ...] = ()
     raw: RawDict = attrs.field(factory=dict, repr=False)
 
@@ -663,6 +769,487 @@ class PartialAssistantMessage(Message):
             text = delta.get("thinking")
             return text if isinstance(text, str) else None
         return None
+
+
+# ---------------------------------------------------------------------------
+# System subtypes (each a SystemMessage: ``isinstance(m, SystemMessage)`` holds)
+# ---------------------------------------------------------------------------
+
+
+@attrs.define
+class TaskStartedMessage(SystemMessage):
+    """``system/task_started``: a task began (a background ``Bash``, a subagent...).
+
+    Attributes:
+        task_id: the task's id (for :func:`claudecode.stop_task`).
+        description: what it does.
+        tool_use_id: the tool call that started it.
+        task_type: ``"local_bash"``, ``"local_agent"``...
+        subagent_type: the agent type of a subagent task.
+        is_backgrounded: whether it runs in the background.
+        prompt: what a subagent was asked.
+    """
+
+    task_id: str = ""
+    description: str = ""
+    tool_use_id: str | None = None
+    task_type: str | None = None
+    subagent_type: str | None = None
+    is_backgrounded: bool | None = None
+    prompt: str | None = None
+
+
+@attrs.define
+class TaskProgressMessage(SystemMessage):
+    """``system/task_progress``: a running task reports progress.
+
+    Attributes:
+        task_id: the task.
+        description: what it does.
+        usage: ``{"total_tokens", "tool_uses", "duration_ms"}`` so far.
+        tool_use_id: the tool call that started it.
+        last_tool_name: the tool it used last.
+        progress_summary: a one-line status, when the CLI made one (wire ``summary``).
+    """
+
+    task_id: str = ""
+    description: str = ""
+    usage: dict[str, Any] = attrs.field(factory=dict)
+    tool_use_id: str | None = None
+    last_tool_name: str | None = None
+    progress_summary: str | None = attrs.field(default=None, metadata={"wire": "summary"})
+
+
+@attrs.define
+class TaskNotificationMessage(SystemMessage):
+    """``system/task_notification``: a task completed, failed or was stopped.
+
+    Between turns (a background task finishing after the turn's result) it
+    reaches :func:`claudecode.subscribe`; the CLI then usually starts a turn
+    of its own to tell the model.
+
+    Attributes:
+        task_id: the task.
+        status: ``"completed"``, ``"failed"`` or ``"stopped"``.
+        output_file: where the task's output was written (``""`` if nowhere).
+        summary: what happened, in one line.
+        tool_use_id: the tool call that started it.
+        usage: ``{"total_tokens", "tool_uses", "duration_ms"}``, when reported.
+    """
+
+    task_id: str = ""
+    status: str = ""
+    output_file: str = ""
+    summary: str = ""
+    tool_use_id: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+@attrs.define
+class TaskUpdatedMessage(SystemMessage):
+    """``system/task_updated``: fields of a task changed (``patch``).
+
+    A task's end can arrive only this way (``patch["status"]`` terminal:
+    ``completed``, ``failed``, ``killed``).
+
+    Attributes:
+        task_id: the task.
+        patch: the changed fields.
+    """
+
+    task_id: str = ""
+    patch: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def status(self) -> str | None:
+        """``patch["status"]``, when the patch has one."""
+        value = self.patch.get("status")
+        return value if isinstance(value, str) else None
+
+
+@attrs.define
+class BackgroundTasksChangedMessage(SystemMessage):
+    """``system/background_tasks_changed``: the set of background tasks now running.
+
+    Attributes:
+        tasks: one dict per task (``task_id``, ``task_type``, ``description``...).
+    """
+
+    tasks: list[dict[str, Any]] = attrs.field(factory=list)
+
+
+@attrs.define
+class HookEventMessage(SystemMessage):
+    """Base of the hook lifecycle lines (``include_hook_events=True``).
+
+    Attributes:
+        hook_id: the hook run's id.
+        hook_name: the hook's name (``"PreToolUse:Bash"``...).
+        hook_event: the event (``"PreToolUse"``...).
+    """
+
+    hook_id: str = ""
+    hook_name: str = ""
+    hook_event: str = ""
+
+    @property
+    def hook_event_name(self) -> str:
+        """The event name (claude-agent-sdk's spelling of :attr:`hook_event`)."""
+        return self.hook_event
+
+
+@attrs.define
+class HookStartedMessage(HookEventMessage):
+    """``system/hook_started``: a hook began."""
+
+
+@attrs.define
+class HookProgressMessage(HookEventMessage):
+    """``system/hook_progress``: a hook's output so far.
+
+    Attributes:
+        stdout: its standard output so far.
+        stderr: its standard error so far.
+        output: both, interleaved.
+    """
+
+    stdout: str = ""
+    stderr: str = ""
+    output: str = ""
+
+
+@attrs.define
+class HookResponseMessage(HookEventMessage):
+    """``system/hook_response``: a hook finished.
+
+    Attributes:
+        outcome: ``"success"``, ``"error"`` or ``"cancelled"``.
+        exit_code: its exit status, when it was a command.
+        stdout: its standard output.
+        stderr: its standard error.
+        output: both, interleaved.
+    """
+
+    outcome: str = ""
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    output: str = ""
+
+
+@attrs.define
+class CompactBoundaryMessage(SystemMessage):
+    """``system/compact_boundary``: the conversation was compacted here.
+
+    Attributes:
+        compact_metadata: everything the CLI reports (``trigger``,
+            ``pre_tokens``, ``post_tokens``, ``duration_ms``...).
+    """
+
+    compact_metadata: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def trigger(self) -> str | None:
+        """``"manual"`` (``/compact``) or ``"auto"``."""
+        value = self.compact_metadata.get("trigger")
+        return value if isinstance(value, str) else None
+
+    @property
+    def pre_tokens(self) -> int | None:
+        """Context tokens before compaction."""
+        value = self.compact_metadata.get("pre_tokens")
+        return value if type(value) is int else None
+
+    @property
+    def post_tokens(self) -> int | None:
+        """Context tokens after compaction."""
+        value = self.compact_metadata.get("post_tokens")
+        return value if type(value) is int else None
+
+
+@attrs.define
+class StatusMessage(SystemMessage):
+    """``system/status``: the CLI's activity changed (``"requesting"``,
+    ``"compacting"``, ``None`` for idle...).
+
+    Attributes:
+        status: the new status, or ``None``.
+        compact_result: ``"success"`` / ``"failed"`` at the end of a compaction.
+        compact_error: why a compaction failed.
+    """
+
+    status: str | None = None
+    compact_result: str | None = None
+    compact_error: str | None = None
+
+
+@attrs.define
+class ApiRetryMessage(SystemMessage):
+    """``system/api_retry``: an API call failed and will be retried.
+
+    Attributes:
+        attempt: this retry's number (from 1).
+        max_retries: how many retries are allowed.
+        retry_delay_ms: the wait before the retry.
+        error_status: the HTTP status (``None`` for a connection error).
+        error: the CLI's error category.
+    """
+
+    attempt: int | None = None
+    max_retries: int | None = None
+    retry_delay_ms: int | None = None
+    error_status: int | None = None
+    error: Any = None
+
+
+@attrs.define
+class ThinkingTokensMessage(SystemMessage):
+    """``system/thinking_tokens``: the running estimate of thinking tokens.
+
+    Attributes:
+        estimated_tokens: the estimate for the current thinking block.
+        estimated_tokens_delta: the change since the last line.
+    """
+
+    estimated_tokens: int | None = None
+    estimated_tokens_delta: int | None = None
+
+
+@attrs.define
+class LocalCommandOutputMessage(SystemMessage):
+    """``system/local_command_output``: what a local slash command printed.
+
+    Attributes:
+        content: the output.
+    """
+
+    content: str = ""
+
+
+@attrs.define
+class FilesPersistedMessage(SystemMessage):
+    """``system/files_persisted``: files were uploaded.
+
+    Attributes:
+        files: ``[{"filename", "file_id"}]``.
+        failed: ``[{"filename", "error"}]``.
+        processed_at: when.
+    """
+
+    files: list[dict[str, Any]] = attrs.field(factory=list)
+    failed: list[dict[str, Any]] = attrs.field(factory=list)
+    processed_at: str | None = None
+
+
+@attrs.define
+class ElicitationCompleteMessage(SystemMessage):
+    """``system/elicitation_complete``: an MCP server finished a URL elicitation.
+
+    Attributes:
+        mcp_server_name: the server.
+        elicitation_id: the elicitation.
+    """
+
+    mcp_server_name: str = ""
+    elicitation_id: str = ""
+
+
+@attrs.define
+class NotificationMessage(SystemMessage):
+    """``system/notification``: a text notice from the CLI.
+
+    Attributes:
+        key: its key.
+        text: the text.
+        priority: ``"low"`` ... ``"immediate"``.
+    """
+
+    key: str = ""
+    text: str = ""
+    priority: str | None = None
+
+
+# ---------------------------------------------------------------------------
+# Other line types
+# ---------------------------------------------------------------------------
+
+
+@attrs.define
+class RateLimitInfo:
+    """The rate-limit state in a :class:`RateLimitEvent` (camelCase on the wire).
+
+    Attributes:
+        status: ``"allowed"``, ``"allowed_warning"`` or ``"rejected"``.
+        resets_at: when the window resets (Unix seconds).
+        rate_limit_type: ``"five_hour"``, ``"seven_day"``, ``"overage"``...
+        utilization: the part of the limit used (0..1).
+        overage_status: the status of pay-as-you-go overage.
+        overage_resets_at: when the overage window resets.
+        overage_disabled_reason: why overage is unavailable.
+        raw: the source dict.
+    """
+
+    status: str = ""
+    resets_at: int | None = attrs.field(default=None, metadata={"wire": "resetsAt"})
+    rate_limit_type: str | None = attrs.field(default=None, metadata={"wire": "rateLimitType"})
+    utilization: float | None = None
+    overage_status: str | None = attrs.field(default=None, metadata={"wire": "overageStatus"})
+    overage_resets_at: int | None = attrs.field(default=None,
+                                                metadata={"wire": "overageResetsAt"})
+    overage_disabled_reason: str | None = attrs.field(
+        default=None, metadata={"wire": "overageDisabledReason"})
+    raw: RawDict = attrs.field(factory=dict, repr=False)
+
+
+@attrs.define
+class RateLimitEvent(Message):
+    """A ``rate_limit_event`` line: the account's rate-limit state changed.
+
+    The pinned CLI prints it for claude.ai subscription logins (not with an
+    API key).
+
+    Attributes:
+        rate_limit_info: the new state.
+        session_id: the session id.
+        uuid: the line's uuid.
+        raw: the source dict.
+    """
+
+    TYPE: ClassVar[str] = "rate_limit_event"
+    rate_limit_info: RateLimitInfo = attrs.field(factory=RateLimitInfo)
+    session_id: str | None = None
+    uuid: str | None = None
+    raw: RawDict = attrs.field(factory=dict, repr=False)
+
+
+@attrs.define
+class ToolProgressMessage(Message):
+    """A ``tool_progress`` line: a tool is still running.
+
+    Attributes:
+        tool_use_id: the tool call.
+        tool_name: the tool.
+        elapsed_time_seconds: how long it has run.
+        parent_tool_use_id: set inside a subagent.
+        task_id: the task running it, if any.
+        session_id: the session id.
+        uuid: the line's uuid.
+        raw: the source dict.
+    """
+
+    TYPE: ClassVar[str] = "tool_progress"
+    tool_use_id: str = ""
+    tool_name: str = ""
+    elapsed_time_seconds: float | None = None
+    parent_tool_use_id: str | None = None
+    task_id: str | None = None
+    session_id: str | None = None
+    uuid: str | None = None
+    raw: RawDict = attrs.field(factory=dict, repr=False)
+
+
+@attrs.define
+class AuthStatusMessage(Message):
+    """An ``auth_status`` line: progress of an authentication flow.
+
+    Attributes:
+        is_authenticating: whether authentication is under way (wire ``isAuthenticating``).
+        output: lines of output from the flow.
+        error: what went wrong, if anything.
+        session_id: the session id.
+        uuid: the line's uuid.
+        raw: the source dict.
+    """
+
+    TYPE: ClassVar[str] = "auth_status"
+    is_authenticating: bool = attrs.field(default=False, metadata={"wire": "isAuthenticating"})
+    output: list[str] = attrs.field(factory=list)
+    error: str | None = None
+    session_id: str | None = None
+    uuid: str | None = None
+    raw: RawDict = attrs.field(factory=dict, repr=False)
+
+
+@attrs.define
+class ToolUseSummaryMessage(Message):
+    """A ``tool_use_summary`` line: a one-line summary of the preceding tool calls.
+
+    Attributes:
+        summary: e.g. ``"Read 3 files"``.
+        preceding_tool_use_ids: the tool calls it summarises.
+        session_id: the session id.
+        uuid: the line's uuid.
+        raw: the source dict.
+    """
+
+    TYPE: ClassVar[str] = "tool_use_summary"
+    summary: str = ""
+    preceding_tool_use_ids: list[str] = attrs.field(factory=list)
+    session_id: str | None = None
+    uuid: str | None = None
+    raw: RawDict = attrs.field(factory=dict, repr=False)
+
+
+@attrs.define
+class PromptSuggestionMessage(Message):
+    """A ``prompt_suggestion`` line (``prompt_suggestions=True``): a likely next prompt.
+
+    Attributes:
+        suggestion: the suggested prompt.
+        session_id: the session id.
+        uuid: the line's uuid.
+        raw: the source dict.
+    """
+
+    TYPE: ClassVar[str] = "prompt_suggestion"
+    suggestion: str = ""
+    session_id: str | None = None
+    uuid: str | None = None
+    raw: RawDict = attrs.field(factory=dict, repr=False)
+
+
+@attrs.define
+class ConversationResetMessage(Message):
+    """A ``conversation_reset`` line: the CLI discarded the conversation (``/clear``...).
+
+    Attributes:
+        new_conversation_id: an id for the fresh conversation (not the next session id).
+        trigger: ``"clear"``, ``"plan_mode_exit"``..., when stated.
+        session_id: the session that was reset.
+        uuid: the line's uuid.
+        raw: the source dict.
+    """
+
+    TYPE: ClassVar[str] = "conversation_reset"
+    new_conversation_id: str = ""
+    trigger: str | None = None
+    session_id: str | None = None
+    uuid: str | None = None
+    raw: RawDict = attrs.field(factory=dict, repr=False)
+
+
+@attrs.define
+class CommandLifecycleMessage(Message):
+    """A ``command_lifecycle`` line: a user message we sent was queued, started, completed.
+
+    The CLI prints these for user messages that carry a ``uuid`` (the session
+    always sends one); the session uses them to tell its own turns from the
+    turns the CLI starts by itself.
+
+    Attributes:
+        command_uuid: the user message's uuid.
+        state: ``"queued"``, ``"started"``, ``"completed"``...
+        session_id: the session id.
+        uuid: the line's uuid.
+        raw: the source dict.
+    """
+
+    TYPE: ClassVar[str] = "command_lifecycle"
+    command_uuid: str = ""
+    state: str = ""
+    session_id: str | None = None
+    uuid: str | None = None
+    raw: RawDict = attrs.field(factory=dict, repr=False)
 
 
 @attrs.define
@@ -815,6 +1402,10 @@ def _block_document(b: RawDict) -> ContentBlock:
     return DocumentBlock(src if src.__class__ is dict else {}, _opt_str(b.get("title")), b)
 
 
+def _block_compaction(b: RawDict) -> ContentBlock:
+    return CompactionBlock(_opt_str(b.get("content")), b)
+
+
 _BLOCK_PARSERS: Final[dict[str, Callable[[RawDict], ContentBlock]]] = {
     "text": _block_text,
     "thinking": _block_thinking,
@@ -827,6 +1418,7 @@ _BLOCK_PARSERS: Final[dict[str, Callable[[RawDict], ContentBlock]]] = {
     "mcp_tool_result": _block_mcp_tool_result,
     "image": _block_image,
     "document": _block_document,
+    "compaction": _block_compaction,
 }
 
 
@@ -913,7 +1505,7 @@ def _parse_assistant(d: RawDict) -> Message:
         model if model.__class__ is str else None,
         mid if mid.__class__ is str else None,
         stop if stop.__class__ is str else None,
-        usage if usage.__class__ is dict else None,
+        Usage(usage) if usage.__class__ is dict else None,
         ptu if ptu.__class__ is str else None,
         sid if sid.__class__ is str else None,
         uuid if uuid.__class__ is str else None,
@@ -921,6 +1513,7 @@ def _parse_assistant(d: RawDict) -> Message:
         api_err is True,
         None if status is None else _opt_int(status),
         get("aborted") is True,
+        None if (agent := get("agent_id")).__class__ is not str else agent,
         d,
     )
 
@@ -946,6 +1539,7 @@ def _parse_user(d: RawDict) -> Message:
         uuid if uuid.__class__ is str else None,
         get("isSynthetic") is True,
         get("isReplay") is True,
+        _origin(get("origin")),
         d,
     )
 
@@ -1011,7 +1605,7 @@ def _parse_result(d: RawDict) -> Message:
         is_error,
         session_id,
         result if result.__class__ is str else None,
-        usage if usage.__class__ is dict else None,
+        Usage(usage) if usage.__class__ is dict else None,
         cost if cost.__class__ is float else _opt_float(cost),
         num_turns,
         duration_ms,
@@ -1020,13 +1614,39 @@ def _parse_result(d: RawDict) -> Message:
         terminal if terminal.__class__ is str else None,
         get("structured_output"),
         stop if stop.__class__ is str else None,
-        model_usage if model_usage.__class__ is dict else None,
+        model_usage_of(model_usage),
         [] if errors is None else _str_list(errors),
         None if status is None else _opt_int(status),
         uuid if uuid.__class__ is str else None,
+        _origin(get("origin")),
+        _user_message_uuids(d),
+        _deferred(get("deferred_tool_use")),
         missing,
         d,
     )
+
+
+def _origin(value: object) -> dict[str, Any] | None:
+    """An ``origin`` object with a string ``kind``, else ``None`` (as claude-agent-sdk)."""
+    if isinstance(value, dict) and value.get("kind").__class__ is str:
+        return value
+    return None
+
+
+def _user_message_uuids(d: RawDict) -> list[str]:
+    found = _str_list(d.get("user_message_uuids"))
+    one = d.get("user_message_uuid")
+    if one.__class__ is str and one not in found:
+        found.append(one)
+    return found
+
+
+def _deferred(value: object) -> DeferredToolUse | None:
+    if not isinstance(value, dict):
+        return None
+    get = value.get
+    inp = get("input")
+    return DeferredToolUse(_str(get("id")), _str(get("name")), inp if inp.__class__ is dict else {})
 
 
 def _str_list(value: object) -> list[str]:
@@ -1041,6 +1661,9 @@ def _parse_system(d: RawDict) -> Message:
     sid = get("session_id")
     uuid = get("uuid")
     if subtype != "init":
+        special = _SYSTEM_PARSERS.get(subtype) if subtype.__class__ is str else None
+        if special is not None:
+            return special(d)
         return SystemMessage(
             subtype if subtype.__class__ is str else "",
             sid if sid.__class__ is str else None,
@@ -1098,6 +1721,68 @@ def _parse_stream_event(d: RawDict) -> Message:
     )
 
 
+# The rarer line types are structured by one generic, lenient function per
+# class (claudecode._lenient), derived from the class's attrs fields.
+
+register("Usage | None", usage_of)
+_lenient(RateLimitInfo)  # registers the nested class for RateLimitEvent
+
+
+_SYSTEM_PARSERS: Final[dict[str, Callable[[RawDict], Message]]] = {
+    cls_subtype: _lenient(cls_)
+    for cls_subtype, cls_ in (
+        ("task_started", TaskStartedMessage),
+        ("task_progress", TaskProgressMessage),
+        ("task_notification", TaskNotificationMessage),
+        ("task_updated", TaskUpdatedMessage),
+        ("background_tasks_changed", BackgroundTasksChangedMessage),
+        ("hook_started", HookStartedMessage),
+        ("hook_progress", HookProgressMessage),
+        ("hook_response", HookResponseMessage),
+        ("compact_boundary", CompactBoundaryMessage),
+        ("status", StatusMessage),
+        ("api_retry", ApiRetryMessage),
+        ("thinking_tokens", ThinkingTokensMessage),
+        ("local_command_output", LocalCommandOutputMessage),
+        ("files_persisted", FilesPersistedMessage),
+        ("elicitation_complete", ElicitationCompleteMessage),
+        ("notification", NotificationMessage),
+    )
+}
+"""Parsers of the ``system`` subtypes that have a class of their own (not ``init``)."""
+
+SYSTEM_SUBTYPE_CLASSES: Final[dict[str, type[SystemMessage]]] = {
+    "task_started": TaskStartedMessage,
+    "task_progress": TaskProgressMessage,
+    "task_notification": TaskNotificationMessage,
+    "task_updated": TaskUpdatedMessage,
+    "background_tasks_changed": BackgroundTasksChangedMessage,
+    "hook_started": HookStartedMessage,
+    "hook_progress": HookProgressMessage,
+    "hook_response": HookResponseMessage,
+    "compact_boundary": CompactBoundaryMessage,
+    "status": StatusMessage,
+    "api_retry": ApiRetryMessage,
+    "thinking_tokens": ThinkingTokensMessage,
+    "local_command_output": LocalCommandOutputMessage,
+    "files_persisted": FilesPersistedMessage,
+    "elicitation_complete": ElicitationCompleteMessage,
+    "notification": NotificationMessage,
+}
+"""``system`` subtype -> its class (other subtypes are plain :class:`SystemMessage`)."""
+
+OTHER_MESSAGE_CLASSES: Final[dict[str, type[Message]]] = {
+    "rate_limit_event": RateLimitEvent,
+    "tool_progress": ToolProgressMessage,
+    "auth_status": AuthStatusMessage,
+    "tool_use_summary": ToolUseSummaryMessage,
+    "prompt_suggestion": PromptSuggestionMessage,
+    "conversation_reset": ConversationResetMessage,
+    "command_lifecycle": CommandLifecycleMessage,
+}
+"""Wire ``type`` -> class for the line types beyond the conversation itself."""
+
+
 _PARSE_RESULT: Final = _parse_result
 """The parser of ``result`` lines (the protocol machine compares against it)."""
 _PARSE_SYSTEM: Final = _parse_system
@@ -1109,6 +1794,7 @@ _MESSAGE_PARSERS: Final[dict[str, Callable[[RawDict], Message]]] = {
     "result": _parse_result,
     "system": _parse_system,
     "stream_event": _parse_stream_event,
+    **{kind: _lenient(cls) for kind, cls in OTHER_MESSAGE_CLASSES.items()},
 }
 
 
@@ -1188,6 +1874,7 @@ for _cls in (
     McpToolUseBlock,
     ImageBlock,
     DocumentBlock,
+    CompactionBlock,
 ):
     _BLOCK_FIELD_UNSTRUCTURE[_cls] = make_dict_unstructure_fn(
         _cls, converter, raw=override(omit=True)
@@ -1216,10 +1903,27 @@ def _block_to_dict(block: ContentBlock) -> dict[str, Any]:
     return {"type": block.type, **_drop_none(fn(block))}
 
 
+def _fields_to_wire(obj: Any) -> dict[str, Any]:
+    """The wire dict of a hand-built object of a generically structured class."""
+    out: dict[str, Any] = {}
+    for field in attrs.fields(type(obj)):
+        if field.name == "raw":
+            continue
+        value = getattr(obj, field.name)
+        if value is None:
+            continue
+        if attrs.has(type(value)):
+            value = value.raw or _fields_to_wire(value)
+        out[field.metadata.get("wire", field.name)] = value
+    return out
+
+
 def _message_to_dict(msg: Message) -> dict[str, Any]:
     raw = msg.raw
     if raw or isinstance(msg, UnknownMessage):
         return raw
+    if type(msg) in _GENERIC_CLASSES:
+        return {"type": msg.TYPE, **_fields_to_wire(msg)}
     if isinstance(msg, AssistantMessage):
         inner = _drop_none(
             {
@@ -1317,6 +2021,11 @@ def _message_to_dict(msg: Message) -> dict[str, Any]:
     raise TypeError(f"not a message: {msg!r}")  # pragma: no cover
 
 
+_GENERIC_CLASSES: Final = frozenset(
+    {*SYSTEM_SUBTYPE_CLASSES.values(), *OTHER_MESSAGE_CLASSES.values()})
+"""Classes structured by `_lenient`, unstructured by `_fields_to_wire`."""
+
+
 def to_dict(obj: Message | ContentBlock) -> dict[str, Any]:
     """The wire (JSON-ready) dict of a message or block.
 
@@ -1348,7 +2057,10 @@ def _structure_message_as(cls: type[_M]) -> Callable[[Any, Any], _M]:
             kind = value.get("type", cls.TYPE)
             if kind != cls.TYPE:
                 raise ValueError(f"a {kind!r} line is not a {cls.__name__}")
-            return fixed(value)  # type: ignore[return-value]
+            msg = fixed(value)
+            if not isinstance(msg, cls):
+                raise ValueError(f"a {value.get('subtype')!r} line is not a {cls.__name__}")
+            return msg
         msg = parse_message(value)
         if not isinstance(msg, cls):
             raise ValueError(f"a {msg.type!r} line is not a {cls.__name__}")
@@ -1367,7 +2079,7 @@ def _structure_block_as(cls: type[_B]) -> Callable[[Any, Any], _B]:
     return structure
 
 
-for _mcls in (
+_MESSAGE_CLASSES: Final[tuple[type[Message], ...]] = (
     Message,
     SystemMessage,
     AssistantMessage,
@@ -1375,7 +2087,11 @@ for _mcls in (
     ResultMessage,
     PartialAssistantMessage,
     UnknownMessage,
-):
+    *SYSTEM_SUBTYPE_CLASSES.values(),
+    HookEventMessage,
+    *OTHER_MESSAGE_CLASSES.values(),
+)
+for _mcls in _MESSAGE_CLASSES:
     converter.register_structure_hook(_mcls, _structure_message_as(_mcls))
     converter.register_unstructure_hook(_mcls, _message_to_dict)
 
@@ -1393,6 +2109,7 @@ for _bcls in (
     McpToolResultBlock,
     ImageBlock,
     DocumentBlock,
+    CompactionBlock,
     UnknownBlock,
 ):
     converter.register_structure_hook(_bcls, _structure_block_as(_bcls))

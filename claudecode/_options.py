@@ -25,13 +25,22 @@ Where each option goes:
   ``--permission-prompt-tool=stdio``), ``cli_path``, ``cwd`` (the child's
   working directory).
 
-Defaults follow the Elixir library: ``setting_sources`` unset sends
-``--setting-sources=`` so no user/project settings files are loaded unless
-asked for; ``system_prompt`` unset keeps the CLI's default prompt.
+Defaults follow the Elixir library, and differ from claude-agent-sdk's on
+purpose: ``setting_sources`` unset sends ``--setting-sources=`` so no
+user/project settings files (nor CLAUDE.md) are loaded unless asked for
+(claude-agent-sdk loads all of them; ``skills`` alone turns on ``user`` and
+``project``, as there); ``system_prompt`` unset keeps the CLI's default prompt
+(claude-agent-sdk sends an empty one).
+
+claude-agent-sdk's option names ``add_dirs`` and
+``permission_prompt_tool_name`` are accepted by :meth:`Options.from_kwargs`
+for ``add_dir`` and ``permission_prompt_tool``; its ``AgentDefinition``
+dataclasses are accepted in ``agents``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -56,6 +65,8 @@ __all__ = [
     "HookCallbackSpec",
     "Options",
     "build_hooks_config",
+    "effective_allowed_tools",
+    "effective_setting_sources",
     "initialize_payload",
     "is_sdk_mcp_server",
     "normalize_permission_mode",
@@ -110,6 +121,7 @@ HOOK_EVENTS: Final = (
 """Hook event names the pinned CLI knows."""
 
 EFFORT_LEVELS: Final = ("low", "medium", "high", "xhigh", "max")
+THINKING_DISPLAYS: Final = ("summarized", "omitted")
 SETTING_SOURCES: Final = ("user", "project", "local")
 HOOK_WHERE: Final = ("local", "remote")
 
@@ -330,9 +342,17 @@ def _json_dict(name: str) -> Callable[[Mapping[str, Any] | None], dict[str, Any]
     return convert
 
 
-def _tools(value: str | Iterable[str] | None) -> str | tuple[str, ...] | None:
+def _tools(
+    value: str | Iterable[str] | Mapping[str, Any] | None,
+) -> str | tuple[str, ...] | None:
     if value is None or value == "default":
         return value
+    if isinstance(value, Mapping):
+        if dict(value) == {"type": "preset", "preset": "claude_code"}:
+            return "default"  # claude-agent-sdk's spelling of the default set
+        raise InvalidOptionError(
+            "tools", f"the only preset is {{'type': 'preset', 'preset': 'claude_code'}}, "
+                     f"got {dict(value)!r}")
     if isinstance(value, str):
         raise InvalidOptionError(
             "tools", f"expected 'default' or a list of tool names, got {value!r} (use [{value!r}])"
@@ -370,15 +390,21 @@ def _thinking(value: str | Mapping[str, Any] | tuple[str, int] | None) -> Thinki
         value = {"type": "enabled", "budget_tokens": value[1]}
     if isinstance(value, Mapping):
         kind = value.get("type")
+        display = value.get("display")
+        if display is not None and display not in THINKING_DISPLAYS:
+            raise InvalidOptionError(
+                "thinking", f"display must be one of {', '.join(THINKING_DISPLAYS)}, "
+                            f"got {display!r}")
+        shown = {} if display is None or kind == "disabled" else {"display": display}
         if kind in ("adaptive", "disabled"):
-            return {"type": kind}
+            return {"type": kind, **shown}
         if kind == "enabled":
             budget = value.get("budget_tokens")
             if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
                 raise InvalidOptionError(
                     "thinking", f"budget_tokens must be a positive int, got {budget!r}"
                 )
-            return {"type": "enabled", "budget_tokens": budget}
+            return {"type": "enabled", "budget_tokens": budget, **shown}
     raise InvalidOptionError(
         "thinking",
         "expected 'adaptive', 'disabled', {'type': 'enabled', 'budget_tokens': N} "
@@ -416,6 +442,123 @@ def _settings(
     if isinstance(value, os.PathLike):
         return _opt_path("settings")(value)
     return _json_dict("settings")(value)
+
+
+SystemPrompt: TypeAlias = str | dict[str, Any]
+"""A prompt string, ``{"type": "preset", "preset": "claude_code", "append"?: str,
+"exclude_dynamic_sections"?: bool}`` or ``{"type": "file", "path": str}``."""
+
+
+def _system_prompt(value: str | Mapping[str, Any] | None) -> SystemPrompt | None:
+    """Check the three forms of ``system_prompt`` (claude-agent-sdk's)."""
+    if value is None or isinstance(value, str):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidOptionTypeError(
+            "system_prompt", f"expected a string or a preset/file dict, got {_type_name(value)}")
+    out = dict(value)
+    kind = out.get("type")
+    if kind == "preset":
+        if out.get("preset") != "claude_code":
+            raise InvalidOptionError("system_prompt", "the only preset is 'claude_code'")
+        unknown = set(out) - {"type", "preset", "append", "exclude_dynamic_sections"}
+        append = out.get("append")
+        eds = out.get("exclude_dynamic_sections")
+        if append is not None and not isinstance(append, str):
+            raise InvalidOptionTypeError("system_prompt", f"'append' must be a string, "
+                                                          f"got {append!r}")
+        if eds is not None and not isinstance(eds, bool):
+            raise InvalidOptionTypeError("system_prompt", "'exclude_dynamic_sections' must "
+                                                          f"be True or False, got {eds!r}")
+    elif kind == "file":
+        path = out.get("path")
+        if isinstance(path, os.PathLike):
+            path = out["path"] = os.fspath(path)
+        if not isinstance(path, str) or not path:
+            raise InvalidOptionError("system_prompt", "a file system prompt needs a 'path'")
+        unknown = set(out) - {"type", "path"}
+    else:
+        raise InvalidOptionError(
+            "system_prompt", f"a dict system prompt has type 'preset' or 'file', got {kind!r}")
+    if unknown:
+        raise InvalidOptionError("system_prompt", f"unknown keys {sorted(unknown)!r}")
+    return out
+
+
+_SKILL_NAME_BAD: Final = re.compile(r"[(),\x00-\x1f\x7f-\x9f\ufeff\ud800-\udfff]")
+
+
+def _skill_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise InvalidOptionTypeError("skills", f"skill names must be strings, got {name!r}")
+    problem = None
+    if not name.strip():
+        problem = "is empty"
+    elif name != name.strip():
+        problem = "has leading or trailing whitespace (the Skill tool trims names)"
+    elif _SKILL_NAME_BAD.search(name):
+        problem = "has parentheses, commas, control characters or surrogates"
+    elif name == "*" or name.endswith((":*", " *")):
+        problem = "is a wildcard (use skills='all', or list exact names)"
+    elif name.startswith("/"):
+        problem = "starts with '/' (give the skill's name, not its slash command)"
+    elif "\\\\" in name or name.endswith("\\"):
+        problem = "has a doubled or trailing backslash"
+    if problem is not None:
+        raise InvalidOptionError("skills", f"skill name {name!r} {problem}")
+    return name
+
+
+def _skills(value: str | Iterable[str] | None) -> Literal["all"] | tuple[str, ...] | None:
+    if value is None or value == "all":
+        return value  # type: ignore[return-value]
+    if isinstance(value, str):
+        raise InvalidOptionError("skills", f"expected 'all' or a list of skill names, "
+                                           f"got {value!r} (did you mean [{value!r}]?)")
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise InvalidOptionTypeError("skills", f"expected 'all' or a list of names, "
+                                               f"got {_type_name(value)}") from None
+    return tuple(_skill_name(n) for n in items)
+
+
+def _task_budget(value: int | Mapping[str, Any] | None) -> int | None:
+    """``N`` or claude-agent-sdk's ``{"total": N}`` (API tokens), as ``N``."""
+    if isinstance(value, Mapping):
+        if set(value) != {"total"}:
+            raise InvalidOptionError("task_budget", f"expected {{'total': N}}, got {value!r}")
+        value = value["total"]
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidOptionTypeError("task_budget", f"expected tokens as an int, got {value!r}")
+    if value <= 0:
+        raise InvalidOptionError("task_budget", f"must be a positive number of tokens, "
+                                                f"got {value}")
+    return value
+
+
+def _user(value: str | int | None) -> str | int | None:
+    if value is None or (isinstance(value, str) and value):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise InvalidOptionTypeError("user", f"expected a user name or a uid, got {value!r}")
+
+
+def _line_sink(value: Any) -> Callable[[str], Any] | None:
+    if value is None or callable(value):
+        return value  # type: ignore[no-any-return]
+    raise InvalidOptionTypeError("stderr", f"expected a function taking one line, "
+                                           f"got {_type_name(value)}")
+
+
+def _debug_stderr(value: Any) -> Any:
+    if value is None or callable(getattr(value, "write", None)):
+        return value
+    raise InvalidOptionTypeError("debug_stderr", f"expected a writable text file (sys.stderr, "
+                                                 f"open(...)), got {_type_name(value)}")
 
 
 def _output_format(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -597,6 +740,10 @@ def _agents(value: Mapping[str, Any] | None) -> dict[str, dict[str, Any]] | None
             raise InvalidOptionError("agents", f"agent names must be strings, got {name!r}")
         if hasattr(definition, "to_dict") and callable(definition.to_dict):
             definition = definition.to_dict()
+        elif dataclasses.is_dataclass(definition) and not isinstance(definition, type):
+            # claude-agent-sdk's AgentDefinition: its fields, without the unset ones
+            definition = {k: v for k, v in dataclasses.asdict(definition).items()
+                          if v is not None}
         if not isinstance(definition, Mapping):
             raise InvalidOptionTypeError(
                 "agents", f"definition of {name!r} must be a dict, got {_type_name(definition)}"
@@ -682,8 +829,8 @@ def _c_model(value: str | None) -> str | None:
     return _opt_str("model")(value)
 
 
-def _c_system_prompt(value: str | None) -> str | None:
-    return _opt_str("system_prompt")(value)
+def _c_system_prompt(value: str | Mapping[str, Any] | None) -> SystemPrompt | None:
+    return _system_prompt(value)
 
 
 def _c_append_system_prompt(value: str | None) -> str | None:
@@ -752,6 +899,14 @@ def _c_resume(value: str | None) -> str | None:
 
 def _c_resume_session_at(value: str | None) -> str | None:
     return _opt_str("resume_session_at")(value)
+
+
+def _c_resume_drops_turn(value: str | None) -> str | None:
+    return _opt_str("resume_drops_turn")(value)
+
+
+def _c_forward_subagent_text(value: bool) -> bool:
+    return _bool("forward_subagent_text")(value)
 
 
 def _c_fork_session(value: bool) -> bool:
@@ -823,26 +978,40 @@ class Options:
         can_use_tool: async permission callback; routes prompts to the host.
         cwd: the child's working directory.
         enable_file_checkpointing: allow ``rewind_files`` (set through the env).
+        user: run the CLI as this OS user (a name or uid; needs the privilege
+            to switch users). Port adapter only.
+        stderr: called with each line the CLI writes to stderr, as it writes
+            it (in the session process: keep it quick).
+        debug_stderr: a writable text file that gets the same lines.
 
     CLI options (flag in brackets):
         model [--model], fallback_model [--fallback-model, str or list],
-        system_prompt [--system-prompt], append_system_prompt
+        system_prompt [--system-prompt; ``{"type": "file", "path": P}``:
+        --system-prompt-file; ``{"type": "preset", "preset": "claude_code",
+        "append": A, "exclude_dynamic_sections": B}``: the CLI's own prompt,
+        --append-system-prompt and initialize], append_system_prompt
         [--append-system-prompt], agent [--agent], agents (initialize),
         thinking [--thinking / --max-thinking-tokens], max_thinking_tokens
         [--max-thinking-tokens], effort [--effort], betas [--betas, repeated],
-        max_turns [--max-turns], max_budget_usd [--max-budget-usd], tools
-        [--tools], allowed_tools [--allowedTools], disallowed_tools
+        max_turns [--max-turns], max_budget_usd [--max-budget-usd],
+        task_budget [--task-budget, API tokens; ``N`` or ``{"total": N}``], tools
+        [--tools], skills ["all" or names: --allowedTools Skill / Skill(name),
+        initialize ``skills``, and user+project setting sources unless
+        ``setting_sources`` is given], allowed_tools [--allowedTools], disallowed_tools
         [--disallowedTools], add_dir [--add-dir, repeated], tool_config
         (initialize), permission_mode [--permission-mode],
         permission_prompt_tool [--permission-prompt-tool],
         allow_dangerously_skip_permissions, dangerously_skip_permissions,
         sandbox (merged into --settings), mcp_config [--mcp-config],
         mcp_servers [--mcp-config JSON], strict_mcp_config, resume [--resume],
-        resume_session_at, fork_session, continue_conversation [--continue],
+        resume_session_at, resume_drops_turn [--resume-drops-turn: refuse a
+        truncating resume that would drop more than that turn], fork_session,
+        continue_conversation [--continue],
         from_pr, no_session_persistence, session_id [--session-id],
         worktree [--worktree], output_format [--json-schema],
-        include_partial_messages, include_hook_events, replay_user_messages,
-        prompt_suggestions (initialize), settings [--settings],
+        include_partial_messages, include_hook_events, forward_subagent_text
+        (initialize: subagents' text and thinking come as messages too),
+        replay_user_messages, prompt_suggestions (initialize), settings [--settings],
         setting_sources [--setting-sources], plugins [--plugin-dir],
         disable_slash_commands, file [--file], extra_args, debug [--debug],
         debug_file [--debug-file].
@@ -866,10 +1035,13 @@ class Options:
     enable_file_checkpointing: bool = attrs.field(
         default=False, converter=_c_enable_file_checkpointing
     )
+    user: str | int | None = attrs.field(default=None, converter=_user)
+    stderr: Callable[[str], Any] | None = attrs.field(default=None, converter=_line_sink)
+    debug_stderr: Any = attrs.field(default=None, converter=_debug_stderr)
     # Model and prompting
     model: str | None = attrs.field(default=None, converter=_c_model)
     fallback_model: str | None = attrs.field(default=None, converter=_fallback_model)
-    system_prompt: str | None = attrs.field(default=None, converter=_c_system_prompt)
+    system_prompt: SystemPrompt | None = attrs.field(default=None, converter=_c_system_prompt)
     append_system_prompt: str | None = attrs.field(default=None, converter=_c_append_system_prompt)
     agent: str | None = attrs.field(default=None, converter=_c_agent)
     agents: dict[str, dict[str, Any]] | None = attrs.field(default=None, converter=_agents)
@@ -880,8 +1052,11 @@ class Options:
     # Limits
     max_turns: int | None = attrs.field(default=None, converter=_c_max_turns)
     max_budget_usd: float | None = attrs.field(default=None, converter=_budget)
+    task_budget: int | None = attrs.field(default=None, converter=_task_budget)
     # Tools and permissions
     tools: str | tuple[str, ...] | None = attrs.field(default=None, converter=_tools)
+    skills: Literal["all"] | tuple[str, ...] | None = attrs.field(default=None,
+                                                                 converter=_skills)
     allowed_tools: tuple[str, ...] | None = attrs.field(default=None, converter=_c_allowed_tools)
     disallowed_tools: tuple[str, ...] | None = attrs.field(
         default=None, converter=_c_disallowed_tools
@@ -906,6 +1081,7 @@ class Options:
     # Session lifecycle
     resume: str | None = attrs.field(default=None, converter=_c_resume)
     resume_session_at: str | None = attrs.field(default=None, converter=_c_resume_session_at)
+    resume_drops_turn: str | None = attrs.field(default=None, converter=_c_resume_drops_turn)
     fork_session: bool = attrs.field(default=False, converter=_c_fork_session)
     continue_conversation: bool = attrs.field(default=False, converter=_c_continue_conversation)
     from_pr: str | None = attrs.field(default=None, converter=_from_pr)
@@ -918,6 +1094,8 @@ class Options:
         default=False, converter=_c_include_partial_messages
     )
     include_hook_events: bool = attrs.field(default=False, converter=_c_include_hook_events)
+    forward_subagent_text: bool = attrs.field(default=False,
+                                              converter=_c_forward_subagent_text)
     replay_user_messages: bool = attrs.field(default=False, converter=_c_replay_user_messages)
     prompt_suggestions: bool = attrs.field(default=False, converter=_c_prompt_suggestions)
     # Settings and plugins
@@ -948,6 +1126,14 @@ class Options:
             )
         if self.resume_session_at is not None and self.resume is None:
             raise InvalidOptionError("resume_session_at", "resume_session_at needs resume")
+        if self.resume_drops_turn is not None and self.resume_session_at is None:
+            raise InvalidOptionError("resume_drops_turn",
+                                     "resume_drops_turn needs resume_session_at")
+        if isinstance(self.system_prompt, dict) and self.system_prompt.get("append") is not None \
+                and self.append_system_prompt is not None:
+            raise InvalidOptionError(
+                "append_system_prompt", "give the appended text either as "
+                "append_system_prompt or as the preset's 'append', not both")
         if (
             self.session_id is not None
             and (self.resume is not None or self.continue_conversation)
@@ -1005,7 +1191,13 @@ class Options:
         return attrs.evolve(self, **_check_names(self.field_names(), overrides))
 
 
-_ALIASES: Final = {"continue": "continue_conversation", "continue_": "continue_conversation"}
+_ALIASES: Final = {
+    "continue": "continue_conversation",
+    "continue_": "continue_conversation",
+    # claude-agent-sdk's names for options this library spells differently
+    "add_dirs": "add_dir",
+    "permission_prompt_tool_name": "permission_prompt_tool",
+}
 
 
 def _check_names(known: tuple[str, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -1146,7 +1338,8 @@ def initialize_payload(
 
     Returns:
         ``{"hooks": ..., "agents"?: ..., "sdkMcpServers"?: [...],
-        "promptSuggestions"?: true, "toolConfig"?: ...}``; pass it to
+        "promptSuggestions"?: true, "toolConfig"?: ..., "excludeDynamicSections"?:
+        bool, "skills"?: [...], "forwardSubagentText"?: true}``; pass it to
         ``CLIProtocol.control_request("initialize", payload)``.
     """
     payload: dict[str, Any] = {"hooks": dict(hooks_config) if hooks_config else None}
@@ -1159,6 +1352,13 @@ def initialize_payload(
         payload["promptSuggestions"] = True
     if options.tool_config:
         payload["toolConfig"] = options.tool_config
+    prompt = options.system_prompt
+    if isinstance(prompt, dict) and prompt.get("exclude_dynamic_sections") is not None:
+        payload["excludeDynamicSections"] = prompt["exclude_dynamic_sections"]
+    if isinstance(options.skills, tuple):
+        payload["skills"] = list(options.skills)  # "all" sends no filter
+    if options.forward_subagent_text:
+        payload["forwardSubagentText"] = True
     return payload
 
 
@@ -1208,6 +1408,45 @@ def _settings_value(options: Options) -> str | None:
     return json.dumps(merged)
 
 
+def effective_allowed_tools(options: Options) -> tuple[str, ...]:
+    """``allowed_tools`` plus what ``skills`` implies (``Skill`` or ``Skill(name)``).
+
+    Args:
+        options: the session options.
+
+    Returns:
+        The tools the CLI allows without asking.
+    """
+    allowed = list(options.allowed_tools or ())
+    skills = options.skills
+    extra: list[str] = []
+    if skills == "all":
+        extra = ["Skill"]
+    elif skills is not None:
+        extra = [f"Skill({name})" for name in skills]
+    return (*allowed, *[e for e in extra if e not in allowed])
+
+
+def effective_setting_sources(options: Options) -> tuple[str, ...]:
+    """The settings sources the CLI loads.
+
+    ``setting_sources`` when given; otherwise none, except that ``skills``
+    needs the user and project sources (where skills are found), as in
+    claude-agent-sdk.
+
+    Args:
+        options: the session options.
+
+    Returns:
+        The sources, possibly empty.
+    """
+    if options.setting_sources is not None:
+        return options.setting_sources
+    if options.skills is not None:
+        return ("user", "project")
+    return ()
+
+
 def to_cli_args(options: Options) -> list[str]:
     """The CLI argv (after the executable) for ``options``.
 
@@ -1232,8 +1471,13 @@ def to_cli_args(options: Options) -> list[str]:
         val("--model", o.model)
     if o.fallback_model is not None:
         val("--fallback-model", o.fallback_model)
-    if o.system_prompt is not None:
-        val("--system-prompt", o.system_prompt)
+    prompt = o.system_prompt
+    if isinstance(prompt, str):
+        val("--system-prompt", prompt)
+    elif isinstance(prompt, dict) and prompt["type"] == "file":
+        val("--system-prompt-file", prompt["path"])
+    elif isinstance(prompt, dict) and prompt.get("append") is not None:
+        val("--append-system-prompt", prompt["append"])  # the preset: the CLI's own prompt
     if o.append_system_prompt is not None:
         val("--append-system-prompt", o.append_system_prompt)
     if o.agent is not None:
@@ -1244,6 +1488,8 @@ def to_cli_args(options: Options) -> list[str]:
             val("--max-thinking-tokens", str(o.thinking["budget_tokens"]))
         else:
             val("--thinking", kind)
+        if "display" in o.thinking:
+            val("--thinking-display", o.thinking["display"])
     elif o.max_thinking_tokens is not None:
         val("--max-thinking-tokens", str(o.max_thinking_tokens))
     if o.effort is not None:
@@ -1254,10 +1500,13 @@ def to_cli_args(options: Options) -> list[str]:
         val("--max-turns", str(o.max_turns))
     if o.max_budget_usd is not None:
         val("--max-budget-usd", repr(o.max_budget_usd))
+    if o.task_budget is not None:
+        val("--task-budget", str(o.task_budget))
     if o.tools is not None:
         val("--tools", o.tools if isinstance(o.tools, str) else ",".join(o.tools))
-    if o.allowed_tools:
-        val("--allowedTools", ",".join(o.allowed_tools))
+    allowed = effective_allowed_tools(o)
+    if allowed:
+        val("--allowedTools", ",".join(allowed))
     if o.disallowed_tools:
         val("--disallowedTools", ",".join(o.disallowed_tools))
     for directory in o.add_dir or ():
@@ -1279,6 +1528,8 @@ def to_cli_args(options: Options) -> list[str]:
         val("--resume", o.resume)
     if o.resume_session_at is not None:
         val("--resume-session-at", o.resume_session_at)
+    if o.resume_drops_turn is not None:
+        val("--resume-drops-turn", o.resume_drops_turn)
     flag("--continue", o.continue_conversation)
     flag("--fork-session", o.fork_session)
     if o.from_pr is not None:
@@ -1298,7 +1549,7 @@ def to_cli_args(options: Options) -> list[str]:
     settings = _settings_value(o)
     if settings is not None:
         val("--settings", settings)
-    val("--setting-sources", ",".join(o.setting_sources or ()))
+    val("--setting-sources", ",".join(effective_setting_sources(o)))
     for plugin in o.plugins or ():
         val("--plugin-dir", plugin)
     flag("--disable-slash-commands", o.disable_slash_commands)
@@ -1336,11 +1587,12 @@ def _sdk_version() -> str:
 def _inherited(
     base: Mapping[str, str], spec: Literal["all"] | tuple[InheritEnvEntry, ...]
 ) -> dict[str, str]:
-    if spec == "all":
-        return {k: v for k, v in base.items() if k != "CLAUDECODE"}
+    if spec == "all":  # never the distribution cookie (OTPY_COOKIE) of the node
+        return {k: v for k, v in base.items() if k not in ("CLAUDECODE", "OTPY_COOKIE")}
     names = {e for e in spec if isinstance(e, str)}
     prefixes = tuple(e[1] for e in spec if isinstance(e, tuple))
-    return {k: v for k, v in base.items() if k in names or (prefixes and k.startswith(prefixes))}
+    return {k: v for k, v in base.items() if k != "OTPY_COOKIE"
+            and (k in names or (prefixes and k.startswith(prefixes)))}
 
 
 def to_cli_env(options: Options, base_env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -23,26 +23,53 @@ Message formats between the stream and the session (all plain terms):
   message of the turn (the last one is the ``ResultMessage``), or
   ``(STREAM_TAG, ref, "error", reason)`` when the turn cannot complete;
 * consumer → session ``(ABANDON_TAG, ref)`` when the consumer stops early.
+
+Streaming input (a prompt that is an async iterable): the query carries
+``{"streaming": True}`` and no content; a feeder process then sends
+``(INPUT_TAG, ref, "input", content, uuid)`` per user message and
+``(INPUT_TAG, ref, "end")``. Such a turn may span several results; the
+session ends it with ``(STREAM_TAG, ref, "end", None)`` once the input is
+over and every message sent was answered.
+
+Which turn a message belongs to: every user message is sent with a fresh
+``uuid``; the CLI announces ``command_lifecycle`` ``started`` for it, and
+everything from there to the next ``result`` goes to that query's stream.
+Everything else (a background task finishing between turns, the turn the
+CLI then starts by itself, the ``completed`` notice after a result) goes to
+the session's subscribers (:func:`claudecode.subscribe`), or is kept (up to
+:data:`BACKLOG_SIZE` messages) until one subscribes.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import uuid as uuid_mod
 from collections import deque
 from collections.abc import Awaitable
 from typing import Any, Final
 
 import attrs
+import trio
 
 import otpy
+from claudecode import _beam as beam
+from claudecode import _telemetry as tel
 from claudecode._errors import AdapterFailed, LineTooLong, SessionError, describe_reason
-from claudecode._messages import Message, ResultMessage, parse_message
+from claudecode._messages import (
+    CommandLifecycleMessage,
+    Message,
+    ResultMessage,
+    SystemMessage,
+    parse_message,
+)
 from claudecode._options import Options, normalize_permission_mode
 from claudecode._protocol import encode_line
 from claudecode._protocol_errors import EncodeError, InvalidOptionTypeError, OptionError
+from claudecode._usage import Usage
 from claudecode.adapters._base import ADAPTER_TAG, Adapter
 from claudecode.adapters._port import Port
-from otpy import ChildSpec, Down, Exit, ExitReason, Pid, Ref
+from otpy import ChildSpec, Down, Exit, ExitReason, Pid, Ref, telemetry
 from otpy._process import current
 
 __all__ = [
@@ -75,10 +102,53 @@ STREAM_TAG: Final = "$claudecode_stream"
 ABANDON_TAG: Final = "$claudecode_abandon"
 """First element of the message a consumer sends when it gives up a stream."""
 
+INPUT_TAG: Final = "$claudecode_input"
+"""First element of the messages a streaming-input feeder sends to the session."""
+
+SUBSCRIPTION_TAG: Final = "$claudecode_subscription"
+"""First element of the messages a session sends to its subscribers."""
+
+UNSUBSCRIBE_TAG: Final = "$claudecode_unsubscribe"
+"""First element of the message a subscriber sends when it stops listening."""
+
+BACKLOG_SIZE: Final = 1000
+"""Messages outside any turn kept for the first subscriber (the oldest are dropped)."""
+
 Health = str | tuple[str, Any]
 """``"healthy"``, ``"degraded"`` or ``("unhealthy", reason)``."""
 
 _CLEARED: Final = otpy.Shutdown("session cleared")
+
+
+def _reply(caller: Any, value: Any) -> None:
+    """`otpy.reply`, for a caller that may be on another node: a value that
+    cannot be encoded is replied as ``("error", "unencodable", text)``."""
+    try:
+        otpy.reply(caller, value)
+    except otpy.ETFEncodeError as exc:
+        otpy.reply(caller, ("error", "unencodable", str(exc)))
+
+
+def _config_dir(env: dict[str, Any]) -> str | None:
+    """The CLI's config directory as the session's ``env`` sets it (``None``: the default)."""
+    config = env.get("CLAUDE_CONFIG_DIR")
+    if isinstance(config, str) and config:
+        return config
+    home = env.get("HOME")
+    if isinstance(home, str) and home:
+        return f"{home}/.claude"
+    return None
+
+
+async def _history_worker(adapter: Adapter, prepared: Any, function: str, args: list[Any],
+                          kwargs: dict[str, Any], context: dict[str, Any], caller: Any) -> None:
+    """Run one history function through the adapter and answer the caller."""
+    try:
+        value = await adapter.history(prepared, function, args, kwargs, context)
+    except Exception as exc:
+        _reply(caller, ("error", "history", exc))
+        return
+    _reply(caller, ("ok", value))
 
 
 def _make_ref() -> Ref:
@@ -88,13 +158,38 @@ def _make_ref() -> Ref:
 
 @attrs.define(eq=False)
 class _Request:
-    """One query: queued, then active until its result."""
+    """One query: queued, then active until its result (or, streaming, its input's end)."""
 
     ref: Ref
     content: Any
     consumer: Pid
     monitor: Ref | None
     abandoned: bool = False
+    streaming: bool = False
+    input_open: bool = False
+    inputs: list[tuple[Any, str]] = attrs.field(factory=list)  # buffered until active
+    pending: set[str] = attrs.field(factory=set)  # uuids sent, not answered yet
+    sent: set[str] = attrs.field(factory=set)  # every uuid sent for this request
+
+
+@attrs.define(eq=False)
+class _Subscriber:
+    pid: Pid
+    monitor: Ref
+    include_turns: bool
+
+
+def _message_uuids(msg: Message) -> list[str]:
+    """The user-message uuids a message says it answers (results and some assistant lines)."""
+    if isinstance(msg, ResultMessage):
+        return msg.user_message_uuids
+    raw = msg.raw
+    found = raw.get("user_message_uuids")
+    out = [u for u in found if isinstance(u, str)] if isinstance(found, list) else []
+    one = raw.get("user_message_uuid")
+    if isinstance(one, str):
+        out.append(one)
+    return out
 
 
 def _default_adapter(options: Options) -> Adapter:
@@ -171,6 +266,7 @@ class Session(otpy.GenServer):
     """The session server. Start it with :func:`start_link`, not directly."""
 
     trap_exits = True
+    observer_kind = "session"
 
     options: Options
     adapter_config: Adapter
@@ -190,6 +286,21 @@ class Session(otpy.GenServer):
     interrupting: bool
     owner_ref: Ref | None
     turns: int
+    owner: _Request | None
+    lifecycle_seen: bool
+    startup_servers: frozenset[str]
+    subscribers: dict[Ref, _Subscriber]
+    backlog: deque[Message]
+    backlog_dropped: int
+    # telemetry and the observer (claudecode._telemetry)
+    model: str | None
+    turn_started: float | None
+    cli_started: float | None
+    cli_live: bool
+    cli_cost: float
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
 
     async def init(self, options: Options, prepared: Any, owner: Pid | None = None) -> None:
         self.options = options
@@ -211,13 +322,104 @@ class Session(otpy.GenServer):
         self.interrupting = False
         self.turns = 0
         self.owner_ref = otpy.monitor(owner) if owner is not None else None
+        self.owner = None
+        self.lifecycle_seen = False
+        from claudecode._options import is_sdk_mcp_server
+
+        self.startup_servers = frozenset(
+            k for k, v in (options.mcp_servers or {}).items() if not is_sdk_mcp_server(v))
+        self.subscribers = {}
+        self.backlog = deque()
+        self.backlog_dropped = 0
+        self.model = options.model
+        self.turn_started = None
+        self.cli_started = None
+        self.cli_live = False
+        self.cli_cost = 0.0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+
+    def format_status(self) -> dict[str, Any]:
+        """What the observer shows: the CLI's state, tokens and cost; no secrets
+        (the options, which may hold an API key or an environment, are left out)."""
+        return {
+            "name": self.options.name,
+            "model": self.model,
+            "session_id": self.session_id,
+            "cli": self.adapter_state,
+            "os_pid": self.info.get("os_pid"),
+            "adapter": self.adapter,
+            "turns": self.turns,
+            "active": self.active is not None,
+            "queued": len(self.queue),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "last_error": self.last_error,
+            "degraded": self.degraded,
+        }
+
+    # ------------------------------------------------------------ telemetry
+
+    def _turn_start(self) -> None:
+        self.turn_started = trio.current_time()
+        if telemetry.active:
+            telemetry.execute(tel.TURN_START, {}, tel.session_metadata(self))
+
+    def _turn_exception(self, reason: ExitReason) -> None:
+        started, self.turn_started = self.turn_started, None
+        if started is not None and telemetry.active:
+            telemetry.execute(tel.TURN_EXCEPTION, {"duration": trio.current_time() - started},
+                              {**tel.session_metadata(self), "reason": reason})
+
+    def _account(self, msg: ResultMessage, in_turn: bool) -> None:
+        """Add a result's tokens and cost to the session's totals; end the turn."""
+        usage = Usage(msg.usage or {})
+        total = msg.total_cost_usd
+        cost = 0.0
+        if isinstance(total, int | float) and not isinstance(total, bool) and total >= 0:
+            # The CLI reports its process's running total: this turn is the increase.
+            cost = total - self.cli_cost if total >= self.cli_cost else float(total)
+            self.cli_cost = float(total)
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.cost_usd += cost
+        started = self.turn_started
+        if not in_turn or started is None:
+            return
+        self.turn_started = None
+        if telemetry.active:
+            telemetry.execute(tel.TURN_STOP, {
+                "duration": trio.current_time() - started,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_read_input_tokens": usage.cache_read_input_tokens,
+                "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                "cost_usd": cost,
+            }, {**tel.session_metadata(self), "is_error": msg.is_error,
+                "subtype": msg.subtype, "num_turns": msg.num_turns})
+
+    def _cli_exit(self, reason: ExitReason, os_pid: Any) -> None:
+        if self.cli_live:
+            self.cli_live = False
+            tel.cli_event(self, "exit", os_pid=os_pid, reason=reason)
 
     # ------------------------------------------------------------ calls
 
     async def handle_call(self, request: Any, caller: Any) -> Any:
         op = request[0] if type(request) is tuple and request else None
         if op == "query":
-            return await self._query(request[1], request[2], request[3])
+            extra = request[4] if len(request) > 4 and isinstance(request[4], dict) else {}
+            return await self._query(request[1], request[2], request[3], extra)
+        if op is beam.QUERY or op is beam.STREAM:  # from a BEAM node (or anyone)
+            return beam.start_turn(self.pid, request, caller)
+        if op == "subscribe":
+            return self._subscribe(request[1], request[2], bool(request[3]))
+        if op == "set_mcp_servers":
+            return await self._set_mcp_servers(request[1], caller)
+        if op == "history":
+            return self._history(request[1], request[2], request[3], caller)
         if op == "get_session_id":
             return self.session_id
         if op == "health":
@@ -256,7 +458,14 @@ class Session(otpy.GenServer):
         logger.warning("session %r: unknown request %r", self.pid, request)
         return ("error", "request", f"unknown session request {request!r}")
 
-    async def _query(self, ref: Ref, content: Any, consumer: Pid) -> Any:
+    async def _query(self, ref: Ref, content: Any, consumer: Pid,
+                     extra: dict[str, Any]) -> Any:
+        if extra.get("streaming"):
+            request = _Request(ref, None, consumer, otpy.monitor(consumer), streaming=True,
+                               input_open=True)
+            self.queue.append(request)
+            await self._pump()
+            return ("ok", self.pid, self.options.timeout)
         if not isinstance(content, str | list | tuple):
             return ("error", "prompt", f"a prompt is a str or a list of content blocks, "
                     f"not {type(content).__name__}")
@@ -270,6 +479,70 @@ class Session(otpy.GenServer):
         self.queue.append(request)
         await self._pump()
         return ("ok", self.pid, self.options.timeout)
+
+    def _subscribe(self, ref: Ref, pid: Pid, include_turns: bool) -> Any:
+        self.subscribers[ref] = _Subscriber(pid, otpy.monitor(pid), include_turns)
+        backlog, self.backlog = self.backlog, deque()
+        if self.backlog_dropped:
+            logger.info("session %r: %d messages outside turns were dropped before anyone "
+                        "subscribed", self.pid, self.backlog_dropped)
+            self.backlog_dropped = 0
+        for msg in backlog:
+            otpy.send(pid, (SUBSCRIPTION_TAG, ref, "message", msg))
+        return ("ok", self.pid)
+
+    def _unsubscribe(self, ref: Ref) -> None:
+        sub = self.subscribers.pop(ref, None)
+        if sub is not None:
+            otpy.demonitor(sub.monitor, flush=True)
+
+    def _publish(self, msg: Message, in_turn: bool) -> None:
+        """Give a message to the subscribers (outside a turn: keep it if there are none)."""
+        delivered = False
+        for ref, sub in self.subscribers.items():
+            if in_turn and not sub.include_turns:
+                continue
+            otpy.send(sub.pid, (SUBSCRIPTION_TAG, ref, "message", msg))
+            delivered = True
+        if not delivered and not in_turn:
+            if len(self.backlog) >= BACKLOG_SIZE:
+                self.backlog.popleft()
+                self.backlog_dropped += 1
+            self.backlog.append(msg)
+
+    async def _set_mcp_servers(self, servers: Any, caller: Any) -> Any:
+        from claudecode._options import is_sdk_mcp_server
+
+        if not isinstance(servers, dict):
+            return ("error", "option", "servers must be a dict of name -> config")
+        current = self.options.mcp_servers or {}
+        wire: dict[str, Any] = {}
+        for key, server in servers.items():
+            if is_sdk_mcp_server(server):
+                if current.get(key) is not server:
+                    return ("error", "option",
+                            f"in-process MCP server {key!r} was not given at start: pass it in "
+                            "the mcp_servers option (the session serves those it started with)")
+                wire[key] = {"type": "sdk", "name": key}
+            else:
+                wire[key] = server
+        try:  # what a restarted CLI gets: the start-up servers and these
+            started = {k: v for k, v in (self.options.mcp_servers or {}).items()
+                       if k in self.startup_servers}
+            self.options = self.options.merge(mcp_servers={**started, **servers})
+        except OptionError as exc:
+            return ("error", "option", str(exc))
+        return await self._control_or_defer("mcp_set_servers", {"servers": wire}, caller)
+
+    def _history(self, function: str, args: list[Any], kwargs: dict[str, Any],
+                 caller: Any) -> Any:
+        """Run a history function where this session's CLI keeps its transcripts."""
+        opts = self.options
+        context = {"session_id": self.session_id, "cwd": opts.cwd,
+                   "config_dir": _config_dir(opts.env)}
+        otpy.spawn(_history_worker, self.adapter_config, self.prepared, function, list(args),
+                   dict(kwargs), context, caller)
+        return otpy.NoReply
 
     def _send_control(self, subtype: str, payload: dict[str, Any]) -> Ref:
         """Ask the adapter to send a control request to the CLI; its answer comes tagged."""
@@ -319,6 +592,7 @@ class Session(otpy.GenServer):
             "os_pid": self.info.get("os_pid"),
             "cli_path": self.info.get("cli_path"),
             "session_id": self.session_id,
+            "cwd": self.options.cwd if self.options.cwd is not None else os.getcwd(),
             "queued": len(self.queue),
             "active": self.active is not None,
             "turns": self.turns,
@@ -345,9 +619,17 @@ class Session(otpy.GenServer):
         elif t is Down:
             if message.ref == self.owner_ref:
                 raise otpy.Stop(otpy.Normal())
-            self._consumer_down(message.ref)
+            gone = [r for r, sub in self.subscribers.items() if sub.monitor == message.ref]
+            for ref in gone:
+                del self.subscribers[ref]
+            if not gone:
+                self._consumer_down(message.ref)
         elif t is tuple and len(message) == 2 and message[0] == ABANDON_TAG:
             self._abandon(message[1])
+        elif t is tuple and len(message) >= 3 and message[0] == INPUT_TAG:
+            await self._input(message)
+        elif t is tuple and len(message) == 2 and message[0] == UNSUBSCRIBE_TAG:
+            self._unsubscribe(message[1])
         else:
             logger.debug("session %r ignored %r", self.pid, message)
 
@@ -361,13 +643,22 @@ class Session(otpy.GenServer):
             self._control_result(message[3], message[4], message[5])
         elif kind == "oversized":
             await self._oversized(message[3])
+        elif kind == "stderr":
+            self._stderr(message[3])
 
     async def _ready(self, info: dict[str, Any]) -> None:
         self.adapter_state = "ready"
         self.info = dict(info)
         self.last_error = None
+        self.cli_cost = 0.0
+        self.cli_live = True
+        if telemetry.active:
+            started = self.cli_started
+            tel.cli_event(self, "start", {"duration": trio.current_time() - started
+                                          if started is not None else 0.0},
+                          os_pid=self.info.get("os_pid"))
         for caller in self.warm_waiters:
-            otpy.reply(caller, ("ok", dict(self.info)))
+            _reply(caller, ("ok", dict(self.info)))
         self.warm_waiters = []
         deferred, self.deferred = self.deferred, []
         for subtype, payload, caller in deferred:
@@ -382,31 +673,125 @@ class Session(otpy.GenServer):
                     self.options.name is not None:
                 _last_session_ids[_name_key(self.options.name)] = sid
             self.session_id = sid
-        request = self.active
+        if isinstance(msg, SystemMessage) and msg.subtype == "init" and msg.model:
+            self.model = msg.model
+        request = self._owner_of(msg)
         if request is None:
-            logger.debug("session %r: message outside a turn: %r", self.pid, msg.type)
+            if isinstance(msg, ResultMessage):
+                self._account(msg, in_turn=False)  # a turn the CLI began by itself
+            self._publish(msg, in_turn=False)
             return
-        if not request.abandoned:
-            otpy.send(request.consumer, (STREAM_TAG, request.ref, "message", msg))
+        if not request.abandoned and not self._tell(request, "message", msg):
+            # It cannot reach its consumer (on another node): that stream
+            # fails, the turn is interrupted, the session goes on.
+            self._forget(request)
+            self._internal_interrupt()
+        if self.subscribers:
+            self._publish(msg, in_turn=True)
         if isinstance(msg, ResultMessage):
             self.turns += 1
+            self.owner = None
+            self._account(msg, in_turn=True)
             if not request.abandoned and not msg.is_error:
                 self.degraded = None
+            answered = msg.user_message_uuids
+            if answered and any(u in request.sent for u in answered):
+                request.pending.difference_update(answered)
+            else:  # not attributed (an older CLI, a start-up failure): the oldest is answered
+                request.pending.clear()
+            if request.streaming and not request.abandoned and (
+                    request.input_open or request.pending):
+                if request.pending:
+                    self._turn_start()  # the next prompt, already sent, is being answered
+                return  # more turns of this request to come
+            if request.streaming and not request.abandoned:
+                otpy.send(request.consumer, (STREAM_TAG, request.ref, "end", None))
             self._end_turn()
             await self._pump()
+
+    def _owner_of(self, msg: Message) -> _Request | None:
+        """The query a message belongs to, or ``None`` for a message outside our turns."""
+        request = self.active
+        if isinstance(msg, CommandLifecycleMessage):
+            self.lifecycle_seen = True
+            if request is not None and msg.state == "started" and msg.command_uuid in \
+                    request.sent:
+                self.owner = request
+            return None  # bookkeeping: it goes to the subscribers
+        if self.owner is not None:
+            return self.owner
+        if request is None or not request.pending:
+            return None
+        if not self.lifecycle_seen or any(u in request.sent for u in _message_uuids(msg)):
+            # A CLI that does not announce turns, or a message naming our prompt.
+            self.owner = request
+            return request
+        return None
+
+    def _stderr(self, line: Any) -> None:
+        """One stderr line of the CLI: to the ``stderr`` callback and ``debug_stderr``."""
+        text = line if isinstance(line, str) else str(line)
+        callback = self.options.stderr
+        if callback is not None:
+            try:
+                callback(text)
+            except Exception:
+                logger.exception("session %r: the stderr callback raised", self.pid)
+        sink = self.options.debug_stderr
+        if sink is not None:
+            try:
+                sink.write(text + "\n")
+                flush = getattr(sink, "flush", None)
+                if callable(flush):
+                    flush()
+            except Exception:
+                logger.exception("session %r: writing to debug_stderr failed", self.pid)
+
+    async def _input(self, message: tuple[Any, ...]) -> None:
+        """A message from a streaming-input feeder."""
+        ref, kind = message[1], message[2]
+        request = self.active if self.active is not None and self.active.ref == ref else None
+        if request is None:
+            request = next((r for r in self.queue if r.ref == ref), None)
+        if request is None or not request.streaming or not request.input_open \
+                or request.abandoned:
+            return  # abandoned or finished meanwhile
+        if kind == "input":
+            content, uid = message[3], message[4]
+            if request is self.active and self.adapter_state == "ready":
+                self._send_input(request, content, uid)
+            else:
+                request.inputs.append((content, uid))
+        elif kind == "end":
+            request.input_open = False
+            if request is self.active and not request.pending and not request.inputs \
+                    and self.owner is not request:
+                if not request.abandoned:
+                    otpy.send(request.consumer, (STREAM_TAG, request.ref, "end", None))
+                self._end_turn()
+                await self._pump()
+
+    def _send_input(self, request: _Request, content: Any, uid: str) -> None:
+        assert self.adapter is not None
+        if self.turn_started is None:
+            self._turn_start()
+        request.pending.add(uid)
+        request.sent.add(uid)
+        otpy.send(self.adapter, (ADAPTER_TAG, "query", request.ref, content, uid))
 
     async def _oversized(self, info: dict[str, Any]) -> None:
         reason = LineTooLong(int(info["size"]), int(info["limit"]), bytes(info.get("head", b"")))
         self.degraded = reason
-        request = self.active
+        request = self.owner if self.lifecycle_seen else self.active
         if request is None:
             logger.warning("session %r: %s (outside a turn)", self.pid, reason.describe())
             return
         if not request.abandoned:
-            otpy.send(request.consumer, (STREAM_TAG, request.ref, "error", reason))
+            self._tell(request, "error", reason)
             self._forget(request)
         if info.get("maybe_result"):
             # That was the turn's result line: the turn is over.
+            self._turn_exception(reason)
             self.turns += 1
             self._end_turn()
             await self._pump()
@@ -424,11 +809,11 @@ class Session(otpy.GenServer):
         if caller is None:
             return
         if status == "ok":
-            otpy.reply(caller, ("ok", value))
+            _reply(caller, ("ok", value))
         else:
             if status == "timeout":
                 self.degraded = str(value)
-            otpy.reply(caller, ("error", "control", str(value)))
+            _reply(caller, ("error", "control", str(value)))
 
     # ------------------------------------------------------------ turns
 
@@ -444,12 +829,40 @@ class Session(otpy.GenServer):
         request = self.queue.popleft()
         self.active = request
         self.interrupting = False
-        assert self.adapter is not None
-        otpy.send(self.adapter, (ADAPTER_TAG, "query", request.ref, request.content))
+        if not request.streaming:
+            self._send_input(request, request.content, str(uuid_mod.uuid4()))
+            return
+        inputs, request.inputs = request.inputs, []
+        for content, uid in inputs:
+            self._send_input(request, content, uid)
+        if not request.input_open and not request.pending:
+            if not request.abandoned:  # an empty input: nothing to answer
+                otpy.send(request.consumer, (STREAM_TAG, request.ref, "end", None))
+            self._end_turn()
+            await self._pump()
+
+    def _tell(self, request: _Request, kind: str, payload: Any) -> bool:
+        """Send one of the turn's messages (or its error) to the request's consumer.
+
+        A consumer on another node needs the payload encoded: a payload that
+        cannot be (``otpy.ETFEncodeError``) fails that stream with
+        `otpy.Unencodable` instead, and never the session. Returns whether the
+        payload itself was sent.
+        """
+        try:
+            otpy.send(request.consumer, (STREAM_TAG, request.ref, kind, payload))
+            return True
+        except otpy.ETFEncodeError as exc:
+            logger.warning("session %r: a %s for %r cannot be sent to its node: %s",
+                           self.pid, kind, request.consumer, exc)
+            reason = otpy.Unencodable(f"a {type(payload).__name__}: {exc}")
+            otpy.send(request.consumer, (STREAM_TAG, request.ref, "error", reason))
+            return False
 
     def _end_turn(self) -> None:
         request = self.active
         self.active = None
+        self.owner = None
         self.interrupting = False
         if request is not None:
             self._forget(request)
@@ -457,6 +870,8 @@ class Session(otpy.GenServer):
     def _forget(self, request: _Request) -> None:
         """Stop sending to the request's consumer and stop watching it."""
         request.abandoned = True
+        request.input_open = False
+        request.inputs.clear()
         if request.monitor is not None:
             otpy.demonitor(request.monitor, flush=True)
             request.monitor = None
@@ -490,10 +905,19 @@ class Session(otpy.GenServer):
 
     async def _start_adapter(self) -> None:
         self.adapter_state = "starting"
+        self.cli_started = trio.current_time()
+        self.owner = None
+        self.lifecycle_seen = False
         try:
             self.adapter = await self.adapter_config.start(self.pid, self.options, self.prepared)
+            # Live stderr lines, if the options want them (the adapter holds the
+            # first lines until it knows).
+            wanted = self.options.stderr is not None or self.options.debug_stderr is not None
+            otpy.send(self.adapter, (ADAPTER_TAG, "stderr", self.pid if wanted else None))
         except Exception as exc:
-            logger.error("session %r: the adapter failed to start: %r", self.pid, exc)
+            logger.error("session %r: the adapter failed to start: %r", self.pid, exc, extra={
+                "otpy_report": "adapter_start_failed", "otpy_session": self.pid,
+                "otpy_name": self.options.name, "otpy_reason": exc})
             self.adapter = None
             self.adapter_state = "none"
             self.last_error = AdapterFailed(f"{type(exc).__name__}: {exc}")
@@ -501,15 +925,20 @@ class Session(otpy.GenServer):
 
     async def _adapter_down(self, reason: ExitReason) -> None:
         was_ready = self.adapter_state == "ready"
+        self._cli_exit(reason, self.info.get("os_pid"))
         self.adapter = None
         self.adapter_state = "none"
         self.info = {}
         self.last_error = reason
+        fields = {"otpy_session": self.pid, "otpy_name": self.options.name,
+                  "otpy_reason": reason}
         if was_ready or self.active is not None:
-            logger.warning("session %r lost its CLI: %s", self.pid, describe_reason(reason))
+            logger.warning("session %r lost its CLI: %s", self.pid, describe_reason(reason),
+                           extra={"otpy_report": "cli_lost", **fields})
         else:
             logger.error("session %r: the CLI failed to start: %s", self.pid,
-                         describe_reason(reason))
+                         describe_reason(reason),
+                         extra={"otpy_report": "cli_start_failed", **fields})
         self._fail_all(reason)
         if was_ready:
             # The conversation is gone with the CLI: exit with the typed reason
@@ -519,28 +948,31 @@ class Session(otpy.GenServer):
     def _fail_all(self, reason: ExitReason) -> None:
         """Fail the active and queued streams and every waiting caller."""
         requests = ([self.active] if self.active is not None else []) + list(self.queue)
+        self._turn_exception(reason)
         self.active = None
+        self.owner = None
         self.queue.clear()
         self.interrupting = False
         for request in requests:
             if not request.abandoned:
-                otpy.send(request.consumer, (STREAM_TAG, request.ref, "error", reason))
+                self._tell(request, "error", reason)
             self._forget(request)
         failure = ("error", "down", reason)
         for caller in self.controls.values():
-            otpy.reply(caller, failure)
+            _reply(caller, failure)
         self.controls = {}
         self.internal_controls = set()
         for _, _, caller in self.deferred:
-            otpy.reply(caller, failure)
+            _reply(caller, failure)
         self.deferred = []
         for caller in self.warm_waiters:
-            otpy.reply(caller, failure)
+            _reply(caller, failure)
         self.warm_waiters = []
 
     async def _stop_adapter(self) -> None:
         """Stop the adapter process (it shuts the CLI down) and wait, bounded."""
         pid = self.adapter
+        self._cli_exit(otpy.Shutdown(), self.info.get("os_pid"))
         self.adapter = None
         self.adapter_state = "none"
         self.info = {}
@@ -568,7 +1000,7 @@ class Session(otpy.GenServer):
         self.degraded = None
         self.options = self.options.merge(
             resume=None, fork_session=False, continue_conversation=False, session_id=None,
-            resume_session_at=None,
+            resume_session_at=None, resume_drops_turn=None,
         )
 
     async def terminate(self, reason: ExitReason) -> None:
@@ -744,7 +1176,7 @@ async def adapter_info(session: Any, timeout: float | None = 5.0) -> dict[str, A
     Returns:
         A dict: ``adapter``, ``adapter_pid``, ``state`` ("none" | "starting" |
         "ready"), ``os_pid`` (the CLI's process id when running),
-        ``cli_path``, ``session_id``, ``queued``, ``active``, ``turns``,
+        ``cli_path``, ``session_id``, ``cwd``, ``queued``, ``active``, ``turns``,
         ``model``, ``permission_mode``, ``last_error``, ``degraded``.
     """
     return await otpy.call(session, ("info",), timeout)  # type: ignore[no-any-return]

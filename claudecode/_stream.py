@@ -17,12 +17,30 @@ Errors: :class:`~claudecode._errors.StreamError` (typed ``.reason``) when the
 turn cannot complete; :class:`~claudecode._errors.ResultError` from
 :meth:`Stream.final_text` / :meth:`Stream.final_result` when the turn ended
 with an error result (``collect`` reports ``is_error`` instead).
+
+Streaming input: the prompt may be an async iterable of user messages
+(strings, content-block lists, or claude-agent-sdk's ``{"type": "user",
+"message": {...}}`` dicts). A feeder process, linked to the consumer, sends
+each one to the CLI as it comes; the CLI may answer them in one turn or in
+several, and the stream ends after the last answer once the iterable is
+exhausted. An iterable that raises fails the stream with
+``StreamError(otpy.Crash(exc))``.
+
+Helpers in the spirit of the Elixir ``ClaudeCode.Stream``: the consuming
+ones (:meth:`Stream.text_content`, :meth:`Stream.filter_type`,
+:meth:`Stream.until_result`, :meth:`Stream.tool_results_by_name`,
+:meth:`Stream.content_deltas`...) are async iterators over the same
+messages; :meth:`Stream.tap` and :meth:`Stream.on_tool_use` register
+observers and return the stream, so they chain::
+
+    text = await stream.tap(log).on_tool_use(show_progress).final_text()
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import uuid as uuid_mod
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Final
 
@@ -44,11 +62,14 @@ from claudecode._messages import (
     UserMessage,
 )
 from claudecode._protocol import _plain
-from claudecode._session import ABANDON_TAG, STREAM_TAG, start_owned, stop
+from claudecode._session import ABANDON_TAG, INPUT_TAG, STREAM_TAG, start_owned, stop
 from otpy import Down, Pid, Ref
 from otpy._process import Process, current
 
-__all__ = ["Collected", "Stream", "query", "stream"]
+__all__ = ["Collected", "ContentDelta", "Stream", "query", "stream"]
+
+Prompt = str | Sequence[ContentBlock | dict[str, Any]] | AsyncIterable[Any]
+"""A prompt: text, content blocks, or an async iterable of user messages."""
 
 _UNSET: Final[Any] = object()
 #: How long the session may take to accept a query (it answers at once unless busy starting).
@@ -89,6 +110,63 @@ class Collected:
     messages: list[Message] = attrs.field(factory=list, repr=False)
 
 
+@attrs.frozen
+class ContentDelta:
+    """One piece of a content block as it streams (``include_partial_messages=True``).
+
+    Attributes:
+        type: ``"text_delta"``, ``"input_json_delta"``, ``"thinking_delta"``,
+            ``"signature_delta"``...
+        index: the content block it belongs to.
+        text: the text piece (``text_delta``).
+        partial_json: the piece of a tool's JSON input (``input_json_delta``).
+        thinking: the thinking piece (``thinking_delta``).
+        raw: the ``delta`` object as sent.
+    """
+
+    type: str
+    index: int | None
+    text: str | None = None
+    partial_json: str | None = None
+    thinking: str | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+def _input_item(item: Any) -> tuple[Any, str]:
+    """``(content, uuid)`` for one message of a streaming prompt."""
+    if isinstance(item, str):
+        return item, str(uuid_mod.uuid4())
+    if isinstance(item, dict):
+        if item.get("type") != "user" or not isinstance(item.get("message"), dict):
+            raise TypeError("a streamed message dict must be {'type': 'user', 'message': "
+                            f"{{'role': 'user', 'content': ...}}}}, got {item!r}")
+        content = item["message"].get("content")
+        uid = item.get("uuid")
+        if not isinstance(content, str | list):
+            raise TypeError(f"a streamed message needs str or list content, got {content!r}")
+        return (content if isinstance(content, str) else _plain(content),
+                uid if isinstance(uid, str) else str(uuid_mod.uuid4()))
+    if isinstance(item, Sequence) and not isinstance(item, bytes | bytearray):
+        return _plain(list(item)), str(uuid_mod.uuid4())
+    raise TypeError(f"a streamed message is a str, a list of content blocks or a user "
+                    f"message dict, not {type(item).__name__}")
+
+
+async def _feed(session: Pid, ref: Ref, consumer: Pid, prompt: AsyncIterable[Any]) -> None:
+    """A streaming prompt's feeder: each message to the session, then the end."""
+    from claudecode._protocol import encode_line
+
+    try:
+        async for item in prompt:
+            content, uid = _input_item(item)
+            encode_line(content)  # fail here, in the consumer's terms, not in the session
+            otpy.send(session, (INPUT_TAG, ref, "input", content, uid))
+    except Exception as exc:
+        otpy.send(consumer, (STREAM_TAG, ref, "input_error", exc))
+        return
+    otpy.send(session, (INPUT_TAG, ref, "end"))
+
+
 class Stream:
     """The messages of one query. Create it with :func:`stream`.
 
@@ -98,15 +176,19 @@ class Stream:
     async context manager to stop early safely.
     """
 
-    def __init__(self, session: Any, prompt: str | Sequence[ContentBlock | dict[str, Any]],
+    def __init__(self, session: Any, prompt: Prompt,
                  *, timeout: float | None = _UNSET) -> None:
+        self._input: AsyncIterable[Any] | None = None
         if isinstance(prompt, str):
             content: Any = prompt
+        elif isinstance(prompt, AsyncIterable):
+            content = None
+            self._input = prompt
         elif isinstance(prompt, Sequence) and not isinstance(prompt, bytes | bytearray):
             content = _plain(list(prompt))
         else:
-            raise TypeError(f"a prompt is a str or a list of content blocks, "
-                            f"not {type(prompt).__name__}")
+            raise TypeError(f"a prompt is a str, a list of content blocks or an async "
+                            f"iterable of messages, not {type(prompt).__name__}")
         if timeout is not _UNSET and timeout is not None and (
                 not isinstance(timeout, int | float) or isinstance(timeout, bool)
                 or not timeout > 0):
@@ -120,6 +202,8 @@ class Stream:
         self._session_pid: Pid | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._result: ResultMessage | None = None
+        self._feeder: Pid | None = None
+        self._observers: list[Callable[[Message], Any]] = []
 
     def __repr__(self) -> str:
         return f"<claudecode.Stream {self._state} session={self._session!r}>"
@@ -133,9 +217,11 @@ class Stream:
         ref = otpy.monitor(self._session)
         self._ref = ref
         self._state = "running"
+        request: tuple[Any, ...] = ("query", ref, self._content, proc.pid)
+        if self._input is not None:
+            request = (*request, {"streaming": True})
         try:
-            reply = await otpy.call(self._session, ("query", ref, self._content, proc.pid),
-                                    _QUERY_CALL_TIMEOUT)
+            reply = await otpy.call(self._session, request, _QUERY_CALL_TIMEOUT)
         except otpy.CallError as err:
             self._finish()
             raise StreamError(err.reason, "the session could not take the query") from None
@@ -150,6 +236,10 @@ class Stream:
         _, self._session_pid, default_timeout = reply
         if self._timeout is _UNSET:
             self._timeout = default_timeout
+        if self._input is not None:
+            assert self._session_pid is not None
+            self._feeder = otpy.spawn(_feed, self._session_pid, ref, proc.pid, self._input,
+                                      link=True)
 
     def _finish(self) -> None:
         """The stream is over: stop watching the session."""
@@ -157,6 +247,17 @@ class Stream:
         proc, ref = self._proc, self._ref
         if proc is not None and ref is not None and proc.alive:
             proc.node.demonitor(proc, ref, True)
+        self._stop_feeder()
+
+    def _stop_feeder(self) -> None:
+        """Stop a streaming prompt's feeder that is still running (unlinked first)."""
+        feeder, proc = self._feeder, self._proc
+        self._feeder = None
+        if feeder is None or proc is None or not proc.alive:
+            return
+        with contextlib.suppress(Exception):
+            proc.node.unlink(proc, feeder)
+            proc.node.signal_exit(feeder, proc.pid, otpy.Kill(), link=False)
 
     def _abandon(self) -> None:
         """Tell the session we are gone, stop watching it, drop what it already sent.
@@ -170,6 +271,7 @@ class Stream:
         proc, ref = self._proc, self._ref
         if proc is None or ref is None:
             return
+        self._stop_feeder()
         target = self._session_pid if self._session_pid is not None else self._session
         with contextlib.suppress(Exception):
             proc.node.send(target, (ABANDON_TAG, ref))
@@ -243,8 +345,22 @@ class Stream:
             message: Message = msg[3]
             if isinstance(message, ResultMessage):
                 self._result = message
-                self._finish()
+                if self._input is None:
+                    self._finish()
+            for observe in self._observers:
+                try:
+                    observe(message)
+                except BaseException:
+                    self._abandon()
+                    raise
             return message
+        if kind == "end":
+            self._finish()
+            raise StopAsyncIteration
+        if kind == "input_error":
+            self._abandon()
+            exc = msg[3]
+            raise StreamError(otpy.Crash(exc), f"the prompt's messages failed: {exc!r}")
         self._finish()
         raise StreamError(msg[3])
 
@@ -295,6 +411,127 @@ class Stream:
             if isinstance(message, UserMessage):
                 for block in message.tool_results:
                     yield block
+
+    def tap(self, fn: Callable[[Message], Any]) -> Stream:
+        """Call ``fn(message)`` for every message as it is consumed; returns the stream.
+
+        The messages are not changed or filtered; chain it with any other
+        helper (``await stream.tap(log).final_text()``). If ``fn`` raises, the
+        stream is abandoned (the turn interrupted) and the error propagates.
+
+        Args:
+            fn: a plain function of one message.
+
+        Returns:
+            This stream.
+        """
+        self._observers.append(fn)
+        return self
+
+    def on_tool_use(self, fn: Callable[[ToolUseBlock], Any]) -> Stream:
+        """Call ``fn(block)`` for every tool call the model makes; returns the stream.
+
+        Args:
+            fn: a plain function of one :class:`~claudecode.ToolUseBlock`.
+
+        Returns:
+            This stream.
+        """
+
+        def observe(message: Message) -> None:
+            if isinstance(message, AssistantMessage):
+                for block in message.tool_uses:
+                    fn(block)
+
+        return self.tap(observe)
+
+    async def filter_type(self, kind: str | type[Message] | tuple[type[Message], ...]
+                          ) -> AsyncIterator[Message]:
+        """The messages of one kind.
+
+        Args:
+            kind: a wire type (``"assistant"``, ``"result"``, ``"system"``,
+                ``"stream_event"``, ``"rate_limit_event"``...) or a message
+                class (or a tuple of them, e.g. ``claudecode.TaskStartedMessage``).
+
+        Yields:
+            The matching messages.
+        """
+        async for message in self:
+            if isinstance(kind, str):
+                if message.type == kind:
+                    yield message
+            elif isinstance(message, kind):
+                yield message
+
+    async def until_result(self) -> AsyncIterator[Message]:
+        """The messages up to and including the first ``ResultMessage``.
+
+        For a streaming prompt answered in several turns this stops after
+        the first answer (the rest of the stream is abandoned when you stop
+        iterating: use ``async with``).
+
+        Yields:
+            The messages.
+        """
+        async for message in self:
+            yield message
+            if isinstance(message, ResultMessage):
+                return
+
+    async def tool_results_by_name(self, name: str) -> AsyncIterator[ToolResultBlock]:
+        """The results of one tool's calls (matched to its calls by tool-use id).
+
+        Args:
+            name: the tool's name as the model calls it (``"Bash"``,
+                ``"mcp__calc__add"``...).
+
+        Yields:
+            Its :class:`~claudecode.ToolResultBlock` s.
+        """
+        ids: set[str] = set()
+        async for message in self:
+            if isinstance(message, AssistantMessage):
+                ids.update(b.id for b in message.tool_uses if b.name == name)
+            elif isinstance(message, UserMessage):
+                for block in message.tool_results:
+                    if block.tool_use_id in ids:
+                        yield block
+
+    async def content_deltas(self) -> AsyncIterator[ContentDelta]:
+        """Every content delta as it streams: text, tool input JSON, thinking
+        (needs ``include_partial_messages=True``).
+
+        Yields:
+            :class:`ContentDelta` objects.
+        """
+        async for message in self:
+            if isinstance(message, PartialAssistantMessage) and \
+                    message.event_type == "content_block_delta":
+                delta = message.delta or {}
+                index = message.event.get("index")
+                kind = delta.get("type")
+                yield ContentDelta(
+                    kind if isinstance(kind, str) else "",
+                    index if type(index) is int else None,
+                    text=_opt(delta.get("text")),
+                    partial_json=_opt(delta.get("partial_json")),
+                    thinking=_opt(delta.get("thinking")),
+                    raw=delta,
+                )
+
+    async def filter_event_type(self, event_type: str) -> AsyncIterator[PartialAssistantMessage]:
+        """The partial messages of one API event type (``"content_block_delta"``...).
+
+        Args:
+            event_type: the SSE event type.
+
+        Yields:
+            The matching :class:`~claudecode.PartialAssistantMessage` s.
+        """
+        async for message in self:
+            if isinstance(message, PartialAssistantMessage) and message.event_type == event_type:
+                yield message
 
     async def final_result(self) -> ResultMessage:
         """Consume the stream and return its ``ResultMessage``.
@@ -373,6 +610,10 @@ class Stream:
         return self._result
 
 
+def _opt(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _is_ours(m: Any, ref: Ref) -> bool:
     t = type(m)
     if t is tuple:
@@ -380,8 +621,7 @@ def _is_ours(m: Any, ref: Ref) -> bool:
     return t is Down and m.ref == ref
 
 
-def stream(session: Any, prompt: str | Sequence[ContentBlock | dict[str, Any]], *,
-           timeout: float | None = _UNSET) -> Stream:
+def stream(session: Any, prompt: Prompt, *, timeout: float | None = _UNSET) -> Stream:
     """A stream of the messages of one query to ``session``.
 
     Nothing is sent until the stream is first iterated (or awaited with
@@ -390,7 +630,8 @@ def stream(session: Any, prompt: str | Sequence[ContentBlock | dict[str, Any]], 
 
     Args:
         session: a session pid or name (local, ``otpy.Global``, ``otpy.Via``).
-        prompt: the prompt text, or a list of content blocks (objects or dicts).
+        prompt: the prompt text, a list of content blocks (objects or dicts),
+            or an async iterable of user messages (streaming input).
         timeout: seconds to wait for each next message; ``None`` waits
             forever; default: the session's ``timeout`` option. On expiry the
             stream fails with ``StreamError(otpy.Timeout())`` and the turn is
@@ -402,8 +643,7 @@ def stream(session: Any, prompt: str | Sequence[ContentBlock | dict[str, Any]], 
     return Stream(session, prompt, timeout=timeout)
 
 
-async def query(prompt: str | Sequence[ContentBlock | dict[str, Any]],
-                **options: Any) -> ResultMessage:
+async def query(prompt: Prompt, **options: Any) -> ResultMessage:
     """One-off query: start a temporary session, run one turn, stop the session.
 
     The session is not linked to the caller but stops if the caller exits,

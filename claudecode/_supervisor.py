@@ -20,8 +20,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import otpy
+from claudecode._protocol_errors import InvalidOptionError
 from claudecode._session import child_spec
 from otpy import ChildInfo, ChildSpec, Pid
+from otpy._process import current
+from otpy._supervisor import _checked
 
 __all__ = ["Supervisor"]
 
@@ -37,6 +40,44 @@ def _spec(config: Mapping[str, Any], id: Any = None) -> ChildSpec:
     if id is None and options.get("name") is None:
         id = f"session_{next(_ids)}"
     return child_spec(options, id=id)
+
+
+_START_SESSION = "$claudecode_start_session"
+
+
+def _option_of(path: str | None) -> str:
+    """The option an encoding error's path points into (``term[1]['hooks']...``)."""
+    if path and path.startswith("term[1]["):
+        return path[len("term[1]["):].split("]", 1)[0].strip("'\"")
+    return "config"
+
+
+class _SessionSupervisor(otpy.Supervisor):
+    """The supervisor process: an ``otpy.Supervisor`` that also builds a session's
+    spec itself from a config sent by another node (a spec holds functions,
+    which cannot cross; a config of plain options can)."""
+
+    async def handle_call(self, request: Any, caller: Any) -> Any:
+        if type(request) is tuple and len(request) == 3 and request[0] == _START_SESSION:
+            try:
+                spec = _spec(request[1], request[2])
+            except Exception as exc:  # an invalid config: the caller's error, not ours
+                return ("$claudecode_error", otpy.Crash(exc))
+            return await self._api_start_child(spec)
+        return await super().handle_call(request, caller)
+
+
+def _remote(sup: Any) -> bool:
+    node = current().node
+    if node.dist is None:
+        return False
+    if node.is_remote(sup):
+        return True
+    try:
+        pid = node.resolve(sup)
+    except (LookupError, TypeError):
+        return False
+    return pid is not None and node.is_remote(pid)
 
 
 class Supervisor:
@@ -72,8 +113,8 @@ class Supervisor:
             StartError: a session failed to start (e.g. a duplicate name).
         """
         specs = [_spec(config) for config in sessions]
-        return await otpy.Supervisor.start_link(specs, strategy, max_restarts, max_seconds,
-                                                name=name)
+        return await _SessionSupervisor.start_link(specs, strategy, max_restarts, max_seconds,
+                                                   name=name)
 
     @staticmethod
     def child_spec(
@@ -99,7 +140,7 @@ class Supervisor:
             The spec (type "supervisor").
         """
         specs = [_spec(config) for config in sessions]
-        return otpy.Supervisor.child_spec(
+        return _SessionSupervisor.child_spec(
             specs, strategy, max_restarts, max_seconds,
             id=id if id is not None else (name if name is not None else "claudecode.Supervisor"),
             name=name,
@@ -121,9 +162,27 @@ class Supervisor:
         Raises:
             SupervisorError: the id is taken or the start failed.
         """
-        pid = await otpy.Supervisor.start_child(sup, _spec(config, id))
-        assert pid is not None
-        return pid
+        if not _remote(sup):
+            pid = await otpy.Supervisor.start_child(sup, _spec(config, id))
+            assert pid is not None
+            return pid
+        # On another node: send the options, the supervisor builds the spec there.
+        if not isinstance(config, Mapping):
+            raise TypeError(f"a session config is a dict of options, not "
+                            f"{type(config).__name__}")
+        try:
+            answer = await otpy.call(sup, (_START_SESSION, dict(config), id), None)
+        except otpy.ETFEncodeError as exc:
+            raise InvalidOptionError(
+                _option_of(exc.path), "a session on another node takes options that can "
+                "cross nodes: callbacks (can_use_tool, hooks, in-process MCP tools, "
+                f"stderr) run where they are defined, so start that session there ({exc})"
+            ) from None
+        if type(answer) is tuple and len(answer) == 2 and answer[0] == "$claudecode_error":
+            raise answer[1].exception
+        started: Pid | None = _checked(answer)
+        assert started is not None
+        return started
 
     @staticmethod
     async def terminate_session(sup: Any, id: Any) -> None:

@@ -33,7 +33,7 @@ from otpy._api import (
     unregister,
     whereis,
 )
-from otpy._control import RemoteError, register_reason
+from otpy._child_spec import ChildSpec
 from otpy._dynamic_supervisor import DynamicSupervisor
 from otpy._genserver import (
     Continue,
@@ -52,6 +52,7 @@ from otpy._node import Node
 from otpy._process import receive
 from otpy._reasons import (
     CallError,
+    CallingSelf,
     Crash,
     Down,
     Exit,
@@ -66,23 +67,31 @@ from otpy._reasons import (
     Shutdown,
     TermReason,
     Timeout,
+    Unencodable,
     as_reason,
 )
 from otpy._registry import Global, Registry, Via
-from otpy._supervisor import ChildInfo, ChildSpec, Supervisor, SupervisorError
+from otpy._supervisor import RESTARTING, ChildInfo, Restarting, Supervisor, SupervisorError
 from otpy._task import Task, TaskError, TaskSupervisor
 from otpy._terms import Atom, ImproperList, Pid, Port, Ref
-from otpy._tls import TLSConfig
+from otpy.dist._control import RemoteError, register_reason
+from otpy.dist._etf import ETFDecodeError, ETFEncodeError
+from otpy.dist._structs import register_struct
+from otpy.dist._tls import TLSConfig
 
 __all__ = [
+    "RESTARTING",
     "Atom",
     "CallError",
+    "CallingSelf",
     "ChildInfo",
     "ChildSpec",
     "Continue",
     "Crash",
     "Down",
     "DynamicSupervisor",
+    "ETFDecodeError",
+    "ETFEncodeError",
     "Exit",
     "ExitReason",
     "GenServer",
@@ -105,6 +114,7 @@ __all__ = [
     "Ref",
     "Registry",
     "RemoteError",
+    "Restarting",
     "Shutdown",
     "StartError",
     "Stop",
@@ -116,6 +126,7 @@ __all__ = [
     "TaskSupervisor",
     "TermReason",
     "Timeout",
+    "Unencodable",
     "Via",
     "as_reason",
     "call",
@@ -134,6 +145,7 @@ __all__ = [
     "receive",
     "register",
     "register_reason",
+    "register_struct",
     "registered",
     "reply",
     "rpc",

@@ -10,17 +10,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import trio
 
-from otpy import _control as ctl
+from otpy import telemetry
+from otpy._child_spec import ChildSpec
 from otpy._node import Node, NotRegisteredError
-from otpy._process import Process, current, flush_ref, receive, receive_reply
+from otpy._process import Process, current, flush_ref, park, receive, receive_reply
 from otpy._reasons import (
     KILL,
     NORMAL,
     CallError,
+    CallingSelf,
     Crash,
     Down,
     Exit,
@@ -28,13 +30,11 @@ from otpy._reasons import (
     NoProc,
     ProcessExit,
     Timeout,
+    Unencodable,
     as_reason,
     is_quiet,
 )
 from otpy._terms import Atom, Pid, Ref
-
-if TYPE_CHECKING:
-    from otpy._supervisor import ChildSpec
 
 __all__ = [
     "Continue",
@@ -54,6 +54,7 @@ __all__ = [
 
 logger = logging.getLogger("otpy")
 
+_CALL_EVENT = ("otpy", "genserver", "call")
 GEN_CALL = Atom("$gen_call")
 GEN_CAST = Atom("$gen_cast")
 S = TypeVar("S", bound="GenServer")
@@ -97,7 +98,12 @@ class Ignore(Exception):
 
 
 class Continue:
-    """Return from `init` or a callback to run `handle_continue(arg)` next."""
+    """Return from `init` or a callback to run `handle_continue(arg)` next.
+
+    From `handle_call`, ``reply`` is sent to the caller first; with
+    ``reply=NoReply`` the call stays open (Erlang's ``{noreply, State,
+    {continue, Arg}}``) and is answered later with `reply`.
+    """
 
     __slots__ = ("arg", "reply")
 
@@ -127,6 +133,8 @@ class GenServer:
     trap_exits: ClassVar[bool] = False
     #: seconds of idleness after which `handle_timeout` runs (None: never).
     idle_timeout: float | None = None
+    #: what the observer (`otpy.observer`) shows as this server's kind.
+    observer_kind: ClassVar[str] = "gen_server"
 
     pid: Pid
     parent: Pid
@@ -164,6 +172,24 @@ class GenServer:
         """Clean up before exit: on `Stop`, on a crash in a callback (not `init`),
         and on a parent's exit signal when trapping exits."""
         return None
+
+    def format_status(self) -> dict[str, Any]:
+        """The state the observer shows for this server (Erlang's ``format_status``).
+
+        Called synchronously by the node's ``otpy_observer`` process, between
+        two steps of the server, and shown to whoever may use the observer
+        (anyone holding the node's cookie, see docs/otpy/observer.md).
+        Override it to leave out secrets or to summarise a large state.
+
+        Returns:
+            By default the instance's attributes (``pid`` and ``parent`` left
+            out); the observer shows each value's ``repr``, truncated.
+        """
+        try:
+            attrs_ = vars(self)
+        except TypeError:  # a subclass with __slots__
+            return {}
+        return {k: v for k, v in attrs_.items() if k not in ("pid", "parent")}
 
     # ----------------------------------------------------------- starting
 
@@ -224,8 +250,6 @@ class GenServer:
         Returns:
             The spec.
         """
-        from otpy._supervisor import ChildSpec
-
         kw = dict(kwargs)
         if name is not None:
             kw["name"] = name
@@ -260,19 +284,25 @@ class GenServer:
         server = cls()
         server.pid = proc.pid
         server.parent = starter.parent
+        # For the observer while the server runs; dropped when it ends, so a
+        # pid kept by someone does not keep the server's state alive.
+        proc.server = server
         try:
-            result = await server.init(*args, **kwargs)
-        except Stop as stop:
-            ack(("error", stop.reason))
-            raise ProcessExit(stop.reason) from None
-        except Ignore:
-            ack(("ignore", None))
-            raise ProcessExit(NORMAL) from None
-        except Exception as exc:
-            ack(("error", Crash(exc)))
-            raise
-        ack(("ok", proc.pid))
-        await server._loop(proc, result)
+            try:
+                result = await server.init(*args, **kwargs)
+            except Stop as stop:
+                ack(("error", stop.reason))
+                raise ProcessExit(stop.reason) from None
+            except Ignore:
+                ack(("ignore", None))
+                raise ProcessExit(NORMAL) from None
+            except Exception as exc:
+                ack(("error", Crash(exc)))
+                raise
+            ack(("ok", proc.pid))
+            await server._loop(proc, result)
+        finally:
+            del proc.server
 
     async def _loop(self, proc: Process, pending: Any) -> None:
         parent = self.parent
@@ -301,25 +331,33 @@ class GenServer:
                         value = await self.handle_call(request, caller)
                     except Stop as stop:
                         if stop.has_reply:
-                            reply(caller, stop.reply)
+                            _reply_or_fail(caller, stop.reply)
                         raise
                     if isinstance(value, Continue):
-                        reply(caller, value.reply)
+                        if value.reply is not NoReply:
+                            _reply_or_fail(caller, value.reply)
                         pending = value
                     elif value is not NoReply:
-                        reply(caller, value)
+                        try:
+                            reply(caller, value)
+                        except TypeError:  # unencodable for a remote caller's node
+                            _reply_or_fail(caller, value)
                     continue
                 if t is tuple and msg and msg[0] is GEN_CAST and len(msg) == 2:
                     pending = await self.handle_cast(msg[1])
                 elif t is Exit and proc.trap and (msg.pid == parent or msg.pid == node.init_pid):
-                    await self._terminate(msg.reason)
-                    raise ProcessExit(msg.reason)
+                    raise Stop(msg.reason)
                 else:
                     pending = await self.handle_info(msg)
         except Stop as stop:
             await self._terminate(stop.reason)
             raise ProcessExit(stop.reason) from None
-        except (ProcessExit, trio.Cancelled):
+        except ProcessExit as exc:
+            # A callback exited (Erlang's exit/1 inside a gen_server callback):
+            # terminate runs, as in OTP (erl: terminate(crashed, _) is called).
+            await self._terminate(exc.reason)
+            raise
+        except trio.Cancelled:
             raise
         except Exception as exc:
             reason = Crash(exc)
@@ -339,7 +377,10 @@ class GenServer:
                     self.pid,
                     reason,
                     exc_info=exc,
-                    extra={"otpy_report": "crash_report", "otpy_pid": self.pid},
+                    extra={"otpy_report": "crash_report", "otpy_pid": self.pid,
+                           "otpy_server": type(self).__name__,
+                           "otpy_name": getattr(self.pid._proc, "name", None),
+                           "otpy_reason": reason},
                 )
 
 
@@ -394,19 +435,23 @@ async def start_child_process(
     pid, mref = node.spawn(body, (starter, *args), parent=proc, link=link, monitor=True,
                            trap_exits=trap)
     assert mref is not None
-    # The ack and the monitor's Down share one reference, so a process that dies
-    # before acking ends the wait at once (the body has not run yet).
-    starter.ref = ref = mref
+
     try:
-        msg = await receive_reply(proc, ref, timeout)
+        # The monitor's Down ends the wait at once when the process dies
+        # without acking (killed, or exited with ProcessExit in init). Only
+        # this task gets them, whatever other tasks of the caller receive.
+        msg = await receive_reply(proc, ref, timeout, monitor=mref, scan=False)
     except Timeout:
-        node.demonitor(proc, mref, flush=True)
         if link:
             node.unlink(proc, pid)
         node.signal_exit(pid, me, KILL, link=False)
+        # Return only once it is gone (its name free again), as a Kill is
+        # untrappable this is at most a scheduling round away.
+        await receive_reply(proc, mref, None)
+        flush_ref(proc, ref)  # an ack that crossed the kill
         raise StartError(Timeout()) from None
     if type(msg) is Down:
-        # Only possible for the monitor: the process died without acking.
+        # The process died without acking.
         raise StartError(msg.reason)
     node.demonitor(proc, mref, flush=True)
     status, value = msg[1]
@@ -451,6 +496,33 @@ async def call(server: Any, request: Any, timeout: float | None = 5.0) -> Any:
         CallError: ``.reason`` is `NoProc`, `Timeout`, `NoConnection`, or the
             server's exit reason.
     """
+    if telemetry.timing_calls and telemetry.sampled():
+        return await _timed_call(server, request, timeout)
+    return await _call(server, request, timeout)
+
+
+async def _timed_call(server: Any, request: Any, timeout: float | None) -> Any:
+    """A sampled call: `_call`, timed, then ``("otpy", "genserver", "call")``."""
+    caller = current().pid
+    start = trio.current_time()
+    outcome = "ok"
+    reason: ExitReason | None = None
+    try:
+        return await _call(server, request, timeout)
+    except CallError as err:
+        outcome = "error"
+        reason = err.reason
+        raise
+    finally:
+        if telemetry.active:
+            telemetry.execute(_CALL_EVENT, {
+                "duration": trio.current_time() - start,
+                "sample_every": telemetry.call_sampling,
+            }, {"server": server, "caller": caller, "outcome": outcome,
+                "reason": reason})
+
+
+async def _call(server: Any, request: Any, timeout: float | None) -> Any:
     proc = current()
     node = proc.node
     if node.dist is not None and node.is_remote(server):
@@ -463,6 +535,10 @@ async def call(server: Any, request: Any, timeout: float | None = 5.0) -> Any:
         if node.dist is not None and node.is_remote(pid):
             return await _remote_call(proc, node, pid, request, timeout)
         raise CallError(NoProc(), server, request)
+    if target is proc:
+        # Erlang: exit(calling_self). Another task of this process cannot
+        # serve it either: the process's server loop is this process.
+        raise CallError(CallingSelf(), server, request)
     ref = Ref.make(node.name, node.creation)
     by = target.monitored_by
     if by is None:
@@ -475,10 +551,9 @@ async def call(server: Any, request: Any, timeout: float | None = 5.0) -> Any:
     aliases.add(ref)
     target.deliver((GEN_CALL, (me, ref), request))
     try:
-        msg = await receive_reply(proc, ref, timeout)
+        # Nothing for this fresh ref can be queued yet: wait without a scan.
+        msg = await park(proc, None, ref, timeout)
     except Timeout:
-        aliases.discard(ref)
-        flush_ref(proc, ref)
         raise CallError(Timeout(), server, request) from None
     finally:
         aliases.discard(ref)
@@ -497,16 +572,19 @@ async def _remote_call(
     dist = node.dist
     ref = Ref.make(node.name, node.creation)
     # An unencodable request raises here, before anything is sent.
-    call = dist.start_call(proc, server, ref, ctl.call_message(proc.pid, ref, request))
+    call = dist.start_call(proc, server, ref, request)
     try:
-        reply_msg = await receive_reply(proc, ref, timeout)
+        reply_msg = await park(proc, None, ref, timeout)
     except Timeout:
         raise CallError(Timeout(), server, request) from None
     finally:
         dist.end_call(proc, call, ref)
     if type(reply_msg) is Down:
         raise CallError(reply_msg.reason, server, request)
-    return reply_msg[1]
+    value = reply_msg[1]
+    if type(value) is CallFailed:
+        raise CallError(value.reason, server, request)
+    return value
 
 
 def reply(caller: Caller, value: Any) -> None:
@@ -524,14 +602,31 @@ def reply(caller: Caller, value: Any) -> None:
         target = node.local(pid)
         if target is None:
             if node.dist is not None and node.is_remote(pid):
-                alias = ctl.tag_alias(ref)
-                if alias is not None:
-                    node.dist.send_reply(proc.pid, pid, alias, value)
-                else:
-                    node.dist.send(pid, (ref, value))
+                node.dist.send_reply(proc.pid, pid, ref, value)
             return
     if target.alive and target.aliases is not None and ref in target.aliases:
         target.deliver((ref, value))
+
+
+class CallFailed:
+    """What a server replies instead of a reply that cannot cross to its
+    caller's node: the call raises ``CallError(reason)``."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: ExitReason) -> None:
+        self.reason = reason
+
+
+def _reply_or_fail(caller: Caller, value: Any) -> None:
+    """Reply from the server loop; a reply a remote caller's node cannot be sent
+    (no term encoding) fails that call with `Unencodable`, not the server."""
+    try:
+        reply(caller, value)
+    except TypeError as exc:  # ETFEncodeError, without importing the wire here
+        logger.warning("%r: the reply to %r cannot be sent to its node: %s",
+                       caller[0], caller[0], exc)
+        reply(caller, CallFailed(Unencodable(str(exc))))
 
 
 def cast(server: Any, request: Any) -> None:
@@ -558,16 +653,21 @@ async def stop(server: Any, reason: Any = NORMAL, timeout: float | None = None) 
         timeout: seconds to wait, None for no limit.
 
     Raises:
+        TypeError: ``timeout`` is not a number or None, or ``server`` is not a
+            pid or a name; nothing is sent (erl: ``function_clause``, the
+            server stays alive).
+        ValueError: ``timeout`` is negative or NaN; nothing is sent.
         CallError: the server did not exist (`NoProc`) or did not stop in time
             (`Timeout`), or exited with another reason than the one asked.
     """
+    _check_timeout(timeout)
+    why = as_reason(reason)
     proc = current()
     node = proc.node
     pid = server if type(server) is Pid else _resolve(node, server)
     target = node.local(pid) if pid is not None else None
     if pid is None or target is None:
         raise CallError(NoProc(), server)
-    why = as_reason(reason)
     ref = node.monitor(proc, pid)
     target.deliver((GEN_CALL, (proc.pid, Ref.make(node.name)), _StopRequest(why)))
     try:
@@ -577,6 +677,15 @@ async def stop(server: Any, reason: Any = NORMAL, timeout: float | None = None) 
         raise CallError(Timeout(), server) from None
     if down.reason != why:
         raise CallError(down.reason, server)
+
+
+def _check_timeout(timeout: Any) -> None:
+    if timeout is None:
+        return
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+        raise TypeError(f"timeout must be seconds (a number) or None, not {timeout!r}")
+    if not timeout >= 0:
+        raise ValueError(f"timeout must be >= 0 seconds, not {timeout!r}")
 
 
 class _StopRequest:

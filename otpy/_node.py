@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import trio
 
 from otpy import telemetry
-from otpy._process import CURRENT, Process
+from otpy._process import CURRENT, Process, flush_ref
 from otpy._reasons import (
     KILLED,
     NOPROC,
@@ -30,6 +30,7 @@ from otpy._reasons import (
     Normal,
     ProcessExit,
     Shutdown,
+    leaf_exit,
 )
 from otpy._terms import NONODE, Atom, Pid, Ref
 from otpy._timers import Timers
@@ -150,20 +151,19 @@ class Node:
         except ProcessExit as exc:
             reason = exc.reason
         except Exception as exc:
+            # Also a helper task's exception, out of the nursery's group.
             reason = Crash(exc)
-            if proc.pending is None and logger.isEnabledFor(logging.ERROR):
-                logger.error(
-                    "process %r crashed: %r",
-                    proc.pid,
-                    exc,
-                    exc_info=exc,
-                    extra={"otpy_report": "crash_report", "otpy_pid": proc.pid},
-                )
-        except BaseException:
-            # Cancelled from outside the process (node shutdown), or
-            # KeyboardInterrupt: the process is gone either way.
-            self.exited(proc, proc.pending or Shutdown("node stopped"))
-            raise
+            if proc.pending is None:
+                _report_crash(proc, reason)
+        except BaseException as exc:
+            exit_ = leaf_exit(exc)
+            if exit_ is None:
+                # Cancelled from outside the process (node shutdown), or
+                # KeyboardInterrupt: the process is gone either way.
+                self.exited(proc, proc.pending or Shutdown("node stopped"))
+                raise
+            # A task of the process exited it (inside a nursery's group).
+            reason = exit_.reason
         if proc.pending is not None:
             reason = proc.pending
         self.exited(proc, reason)
@@ -180,7 +180,6 @@ class Node:
         if not proc.alive:
             return
         proc.alive = False
-        proc.waiting = False
         pid = proc.pid
         self.procs.pop(pid.id, None)
         if telemetry.active:
@@ -200,16 +199,19 @@ class Node:
             for ref, (watcher, by) in proc.monitored_by.items():
                 w = self.local(watcher)
                 if w is not None:
-                    if w.monitors is not None:
-                        w.monitors.pop(ref, None)
-                    w.deliver(Down(ref, by, reason))
+                    # A monitor still in place, or the monitor of a call still
+                    # waiting for its reply; a call already answered gets no Down.
+                    mons = w.monitors
+                    if (mons is not None and mons.pop(ref, None) is not None) or (
+                            w.aliases is not None and ref in w.aliases):
+                        w.deliver(Down(ref, by, reason))
                 elif watcher.node is not self.name and self.dist is not None:
                     self.dist.send_down(watcher, ref, by, reason)
         if proc.monitors:
             for ref, target in proc.monitors.items():
                 self._drop_monitor(ref, target)
         proc.links = proc.monitors = proc.monitored_by = proc.aliases = None
-        proc.mailbox = None
+        proc.mailbox = proc.waiters = proc.replies = None
         proc.cleanups = None
         if self._shutting_down:
             self._exited_event.set()
@@ -435,8 +437,6 @@ class Node:
 
     def demonitor(self, proc: Process, ref: Ref, flush: bool) -> bool:
         """Remove a monitor; with ``flush`` also drop a queued `Down` for it."""
-        from otpy._process import flush_ref
-
         target = proc.monitors.pop(ref, None) if proc.monitors else None
         if target is not None:
             self._drop_monitor(ref, target)
@@ -483,6 +483,19 @@ class Node:
                     await self._exited_event.wait()
         for p in self.alive_procs():
             self.kill(p, SHUTDOWN)
+
+
+def _report_crash(proc: Process, reason: Crash) -> None:
+    if logger.isEnabledFor(logging.ERROR):
+        exc = reason.exception
+        logger.error(
+            "process %r crashed: %r",
+            proc.pid,
+            exc,
+            exc_info=exc,
+            extra={"otpy_report": "crash_report", "otpy_pid": proc.pid,
+                   "otpy_name": proc.name, "otpy_reason": reason},
+        )
 
 
 def _task_name(fn: Any) -> str:

@@ -1,9 +1,19 @@
 """The process record: mailbox, links, monitors, flags, and selective receive.
 
-A process is one trio task plus this record. The mailbox is an unbounded
-deque (created on first delivery, so an idle process that never received
-anything costs nothing for it); sending appends and, when the receiver is
-parked in `receive`, reschedules it directly — no channels, no locks.
+A process is a trio task (the one running its body, and any task that body
+starts in a nursery) plus this record. The mailbox is an unbounded deque
+(created on first delivery, so an idle process that never received anything
+costs nothing for it).
+
+Waiting is per trio task: a task that finds nothing for it in the mailbox
+parks as a `Waiter` holding its own ``match`` (or the reference of the call
+whose reply it waits for). Delivering a message hands it straight to the task
+it is for: a call's reply to the task in that call, anything else to the
+first parked waiter it matches (waiters are served in the order they began
+waiting); only a message nobody waits for is queued. So a queued message
+never matches a parked waiter, each waiter is woken exactly once with its own
+message (or its timeout), and any number of tasks of one process may call,
+receive and be cancelled at once. See docs/design/013-waiting-per-task.md.
 """
 
 from __future__ import annotations
@@ -11,18 +21,20 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
+from outcome import Error
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
 from otpy._reasons import Down, ExitReason, Timeout
 from otpy._terms import Pid, Ref
+from otpy._timers import Handle
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: the node imports this module, never the reverse
     from otpy._node import Node
 
-__all__ = ["CURRENT", "Process", "current", "receive"]
+__all__ = ["CURRENT", "Process", "Waiter", "current", "park", "receive", "receive_reply"]
 
 Match = Callable[[Any], bool] | type | tuple[type, ...] | None
 
@@ -31,7 +43,76 @@ CURRENT: ContextVar[Process] = ContextVar("otpy.process")
 
 # After this many messages taken without parking, `receive` yields once so a
 # process draining a busy mailbox cannot starve its siblings.
-_BUDGET = 64
+_BUDGET: Final = 64
+
+#: What a waiter is woken with when its timer fires.
+_TIMED_OUT: Final[Any] = object()
+
+
+class Waiter:
+    """One trio task parked in a receive: what it waits for, and how to wake it.
+
+    ``ref`` set: the task waits for ``(ref, value)`` or ``Down(ref, ...)`` (the
+    reply half of a call, or a `Task`'s result) — or ``Down(monitor, ...)`` when
+    ``monitor`` is set — and nobody else may take it; otherwise ``pred``
+    (``None`` = any message).
+    """
+
+    __slots__ = ("handle", "monitor", "pred", "proc", "ref", "task", "value")
+
+    def __init__(self, proc: Process, task: Task, pred: Callable[[Any], bool] | None,
+                 ref: Ref | None, monitor: Ref | None = None) -> None:
+        self.proc = proc
+        self.task = task
+        self.pred = pred
+        self.ref = ref
+        self.monitor = monitor
+        self.handle: Handle | None = None
+        # What the task is woken with (set just before it is rescheduled).
+        self.value: Any = None
+
+    def unregister(self) -> None:
+        """Drop a reply waiter's keys (and the call's alias: a later reply is stale)."""
+        proc = self.proc
+        ref = self.ref
+        assert ref is not None
+        replies = proc.replies
+        if replies is not None:
+            replies.pop(ref, None)
+            if self.monitor is not None:
+                replies.pop(self.monitor, None)
+        if proc.aliases is not None:
+            proc.aliases.discard(ref)
+
+    def leave(self) -> bool:
+        """Stop waiting (timed out or cancelled). Returns whether it still waited.
+
+        A call that stops waiting drops its alias at once, so a reply or
+        `Down` arriving before its task runs again is dropped, not queued.
+        """
+        proc = self.proc
+        if self.ref is not None:
+            replies = proc.replies
+            if replies is None or replies.get(self.ref) is not self:
+                return False
+            self.unregister()
+            return True
+        waiters = proc.waiters
+        if waiters is None or self not in waiters:
+            return False
+        waiters.remove(self)
+        return True
+
+    def expire(self) -> None:
+        """The timer fired: wake the task with a timeout if it still waits."""
+        if self.leave():
+            self.value = _TIMED_OUT
+            reschedule(self.task)
+
+    def abort(self, _: Any) -> Abort:
+        """trio cancels the wait: stop waiting."""
+        self.leave()
+        return Abort.SUCCEEDED
 
 
 class Process:
@@ -51,12 +132,16 @@ class Process:
         "parent",
         "pending",
         "pid",
+        "replies",
         "scope",
-        "task",
-        "timer",
+        "server",
         "trap",
-        "waiting",
+        "waiters",
     )
+
+    #: The GenServer instance of a GenServer process (set by GenServer when it
+    #: starts; unset otherwise: read it with ``getattr(proc, "server", None)``).
+    server: Any
 
     def __init__(self, node: Node, pid: Pid, trap: bool, parent: Pid | None = None) -> None:
         self.node = node
@@ -64,12 +149,12 @@ class Process:
         self.parent = parent
         self.trap = trap
         self.alive = True
-        self.waiting = False
         self.budget = _BUDGET
         self.mailbox: deque[Any] | None = None
-        self.task: Task | None = None
-        # token of the armed receive timer, 0 when none, -1 when it fired
-        self.timer = 0
+        # Tasks of this process parked in a receive, in the order they parked,
+        # and those parked waiting for a call's reply, by the call's ref.
+        self.waiters: list[Waiter] | None = None
+        self.replies: dict[Ref, Waiter] | None = None
         self.scope = trio.CancelScope()
         # Exit reason decided by an exit signal; the task is being cancelled.
         self.pending: ExitReason | None = None
@@ -84,56 +169,89 @@ class Process:
         self.cleanups: list[Callable[[Process, ExitReason], None]] | None = None
 
     def deliver(self, message: Any) -> None:
-        """Append a message to the mailbox and wake the process if it waits."""
+        """Hand a message to the task waiting for it, else queue it.
+
+        A reply (or `Down`) for a call goes to the task waiting in that call;
+        any other message to the first task whose match it passes, in the
+        order they began waiting.
+        """
+        replies = self.replies
+        if replies:
+            t = type(message)
+            w = None
+            if t is tuple and len(message) == 2 and type(message[0]) is Ref:
+                w = replies.pop(message[0], None)
+                if w is not None and w.ref is not message[0] and w.ref != message[0]:
+                    replies[message[0]] = w  # a monitor key: only its Down matches
+                    w = None
+            elif t is Down:
+                w = replies.pop(message.ref, None)
+            if w is not None:
+                # The call is answered: its keys and its alias go (a late Down
+                # for it is stale).
+                if w.monitor is not None:
+                    w.unregister()
+                aliases = self.aliases
+                if aliases is not None:
+                    aliases.discard(w.ref)
+                w.value = message
+                reschedule(w.task)
+                return
+        waiters = self.waiters
+        if waiters:
+            i = 0
+            while i < len(waiters):
+                w = waiters[i]
+                pred = w.pred
+                if pred is None:
+                    del waiters[i]
+                    w.value = message
+                    reschedule(w.task)
+                    return
+                try:
+                    # In the waiter's own context: its predicate sees
+                    # otpy.self() and its context variables as it would there.
+                    hit = w.task.context.run(pred, message)
+                except BaseException as exc:  # the predicate's error is its waiter's
+                    del waiters[i]
+                    reschedule(w.task, Error(exc))
+                    continue
+                if hit:
+                    del waiters[i]
+                    w.value = message
+                    reschedule(w.task)
+                    return
+                i += 1
         box = self.mailbox
         if box is None:
             box = self.mailbox = deque()
         box.append(message)
-        if self.waiting:
-            self.waiting = False
-            reschedule(self.task)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return f"<Process {self.pid!r}{' dead' if not self.alive else ''}>"
 
 
 def current() -> Process:
-    """The calling process.
+    """The calling process (of whichever of its trio tasks is running).
 
     Returns:
         The `Process` record of the running process.
 
     Raises:
-        RuntimeError: when called outside an otpy process.
+        RuntimeError: when called outside an otpy process, or from a task
+            that outlived its process (started into a nursery outside it).
     """
     try:
-        return CURRENT.get()
+        proc = CURRENT.get()
     except LookupError:
         raise RuntimeError(
             "not inside an otpy process (use otpy.run or otpy.open_node)"
         ) from None
-
-
-def _abort(proc: Process) -> Callable[[Any], Abort]:
-    def abort(_: Any) -> Abort:
-        proc.waiting = False
-        return Abort.SUCCEEDED
-
-    return abort
-
-
-async def _park(proc: Process) -> None:
-    if proc.waiting:
-        raise RuntimeError("two tasks of one process are receiving at the same time")
-    if proc.timer == -1:
-        raise Timeout()
-    if proc.task is None:
-        proc.task = current_task()
-    proc.waiting = True
-    proc.budget = _BUDGET
-    await wait_task_rescheduled(_abort(proc))
-    if proc.timer == -1:
-        raise Timeout()
+    if not proc.alive:
+        raise RuntimeError(
+            f"{proc.pid!r} has exited; this task outlived it (it was started into a "
+            "nursery outside the process)")
+    return proc
 
 
 def _predicate(match: Match) -> Callable[[Any], bool] | None:
@@ -149,8 +267,62 @@ def _predicate(match: Match) -> Callable[[Any], bool] | None:
     return match
 
 
+async def park(proc: Process, pred: Callable[[Any], bool] | None, ref: Ref | None,
+               timeout: float | None, monitor: Ref | None = None) -> Any:
+    """Wait, as the calling task, for the next message the waiter matches.
+
+    Nothing is scanned: the caller has looked at the mailbox already, or knows
+    nothing for it can be there yet (a call's fresh ref).
+
+    Args:
+        proc: the calling process.
+        pred: the receive's predicate (``None``: any message), when ``ref`` is None.
+        ref: wait for ``(ref, value)`` / ``Down(ref, ...)`` instead.
+        timeout: seconds, or None.
+        monitor: with ``ref``, also end the wait on ``Down(monitor, ...)``.
+
+    Returns:
+        The message.
+
+    Raises:
+        Timeout: nothing within ``timeout``.
+    """
+    w = Waiter(proc, current_task(), pred, ref, monitor)
+    if ref is not None:
+        replies = proc.replies
+        if replies is None:
+            replies = proc.replies = {}
+        replies[ref] = w
+        if monitor is not None:
+            replies[monitor] = w
+    else:
+        waiters = proc.waiters
+        if waiters is None:
+            proc.waiters = [w]
+        else:
+            waiters.append(w)
+    proc.budget = _BUDGET
+    if timeout is None:
+        await wait_task_rescheduled(w.abort)
+        return w.value
+    timers = proc.node.timers
+    handle = w.handle = timers.add(w, timeout)
+    try:
+        await wait_task_rescheduled(w.abort)
+    finally:
+        timers.cancel(handle)
+    message = w.value
+    if message is _TIMED_OUT:
+        raise Timeout()
+    return message
+
+
 async def receive(match: Match = None, timeout: float | None = None) -> Any:
     """Take the first message in the mailbox that matches (selective receive).
+
+    Works from any trio task of the process; tasks receiving at once are
+    served in the order they began waiting, each with a message matching its
+    own ``match``.
 
     Args:
         match: ``None`` (any message), a predicate, or a type / tuple of types.
@@ -174,51 +346,39 @@ async def receive(match: Match = None, timeout: float | None = None) -> Any:
             if proc.budget <= 0:
                 proc.budget = _BUDGET
                 await trio.lowlevel.checkpoint()
+                if not box:
+                    return await receive(match, timeout)
             return box.popleft()
         for i, message in enumerate(box):
             if pred(message):
                 del box[i]
                 return message
-    if timeout is None:
-        return await _wait(proc, pred, len(box) if box else 0)
-    if timeout <= 0:
+    if timeout is not None and timeout <= 0:
         await trio.lowlevel.checkpoint()
         raise Timeout()
-    timers = proc.node.timers
-    handle = timers.add(proc, timeout)
-    try:
-        return await _wait(proc, pred, len(box) if box else 0)
-    finally:
-        timers.cancel(proc, handle)
+    return await park(proc, pred, None, timeout)
 
 
-async def _wait(proc: Process, pred: Callable[[Any], bool] | None, seen: int) -> Any:
-    while True:
-        await _park(proc)
-        box = proc.mailbox
-        assert box is not None
-        if pred is None:
-            return box.popleft()
-        n = len(box)
-        i = seen
-        while i < n:
-            message = box[i]
-            if pred(message):
-                del box[i]
-                return message
-            i += 1
-        seen = n
+def _is_reply(message: Any, ref: Ref) -> bool:
+    t = type(message)
+    return (t is tuple and len(message) == 2 and message[0] == ref) or (
+        t is Down and message.ref == ref)
 
 
-async def receive_reply(proc: Process, ref: Ref, timeout: float | None) -> Any:
+async def receive_reply(proc: Process, ref: Ref, timeout: float | None, *,
+                        monitor: Ref | None = None, scan: bool = True) -> Any:
     """Wait for ``(ref, value)`` or ``Down(ref, ...)``: the reply half of a call.
 
-    Scans without a user predicate; used by `call` and `Task.await_`.
+    The reply goes to the calling task only, whichever other tasks of the
+    process are receiving. Used by `call`, `Task.await_` and process starts.
 
     Args:
         proc: the calling process.
         ref: the call's reference.
         timeout: seconds, or ``None`` for no limit.
+        monitor: also end the wait on ``Down(monitor, ...)``.
+        scan: look in the mailbox first (``False`` when nothing can be there
+            yet, e.g. for a call just sent: a long mailbox is not scanned).
 
     Returns:
         The reply tuple or the `Down` message.
@@ -226,31 +386,16 @@ async def receive_reply(proc: Process, ref: Ref, timeout: float | None) -> Any:
     Raises:
         Timeout: no reply within ``timeout``.
     """
-    if timeout is None:
-        return await _wait_reply(proc, ref, 0)
-    timers = proc.node.timers
-    handle = timers.add(proc, timeout)
-    try:
-        return await _wait_reply(proc, ref, 0)
-    finally:
-        timers.cancel(proc, handle)
-
-
-async def _wait_reply(proc: Process, ref: Ref, seen: int) -> Any:
-    while True:
+    if scan:
         box = proc.mailbox
         if box:
-            n = len(box)
-            i = seen
-            while i < n:
-                m = box[i]
-                t = type(m)
-                if (t is tuple and len(m) == 2 and m[0] == ref) or (t is Down and m.ref == ref):
+            for i, message in enumerate(box):
+                if _is_reply(message, ref) or (
+                        monitor is not None and type(message) is Down
+                        and message.ref == monitor):
                     del box[i]
-                    return m
-                i += 1
-            seen = n
-        await _park(proc)
+                    return message
+    return await park(proc, None, ref, timeout, monitor)
 
 
 def flush_ref(proc: Process, ref: Ref) -> None:
@@ -258,14 +403,7 @@ def flush_ref(proc: Process, ref: Ref) -> None:
     box = proc.mailbox
     if not box:
         return
-    keep = [
-        m
-        for m in box
-        if not (
-            (type(m) is tuple and len(m) == 2 and m[0] == ref)
-            or (type(m) is Down and m.ref == ref)
-        )
-    ]
+    keep = [m for m in box if not _is_reply(m, ref)]
     if len(keep) != len(box):
         box.clear()
         box.extend(keep)

@@ -20,6 +20,7 @@ from otpy._terms import Pid, Ref
 
 __all__ = [
     "CallError",
+    "CallingSelf",
     "Crash",
     "Down",
     "Exit",
@@ -34,8 +35,11 @@ __all__ = [
     "Shutdown",
     "TermReason",
     "Timeout",
+    "Unencodable",
     "as_reason",
     "is_quiet",
+    "leaf_exit",
+    "lone_exception",
 ]
 
 
@@ -78,10 +82,49 @@ class NoProc(ExitReason):
 
 
 @attrs.frozen(slots=True)
+class CallingSelf(ExitReason):
+    """A process called itself (`calling_self`): it could never answer."""
+
+
+@attrs.frozen(slots=True)
+class Unencodable(ExitReason):
+    """A value could not cross to another node: it has no Erlang term encoding.
+
+    A server whose reply to a remote caller cannot be encoded answers the
+    call with this instead (the call raises `CallError` with it), and a
+    claudecode stream whose message cannot reach its consumer's node fails
+    with it; neither the server nor the session goes down.
+
+    Attributes:
+        detail: the encoder's error, with the path to the bad part.
+    """
+
+    detail: str
+
+
+@attrs.frozen(slots=True)
 class NoConnection(ExitReason):
     """The connection to the process's node was lost (`noconnection`)."""
 
     node: str | None = None
+
+
+def lone_exception(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member exception groups.
+
+    A helper task's exception reaches its process wrapped by the nursery as
+    ``ExceptionGroup([exc])``; the process crashes with ``exc`` itself, as if
+    its body had raised it. A group of several stays a group.
+
+    Args:
+        exc: an exception, possibly a group.
+
+    Returns:
+        ``exc`` unwrapped.
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 @attrs.frozen(slots=True, eq=False)
@@ -92,7 +135,7 @@ class Crash(ExitReason):
         exception: the exception, with its ``__traceback__``.
     """
 
-    exception: BaseException
+    exception: BaseException = attrs.field(converter=lone_exception)
 
     @property
     def traceback(self) -> str:
@@ -154,6 +197,25 @@ def as_reason(value: object) -> ExitReason:
     if isinstance(value, BaseException):
         return Crash(value)
     return TermReason(value)
+
+
+def leaf_exit(exc: BaseException) -> ProcessExit | None:
+    """The first `ProcessExit` in ``exc`` (itself, or inside exception groups).
+
+    Args:
+        exc: what a process body raised.
+
+    Returns:
+        The `ProcessExit`, or None if there is none.
+    """
+    if isinstance(exc, ProcessExit):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = leaf_exit(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def is_quiet(reason: ExitReason) -> bool:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import attrs
 
+from otpy._child_spec import ChildSpec
 from otpy._genserver import GenServer
 from otpy._node import Node
 from otpy._process import Process, current
@@ -97,10 +98,8 @@ class Registry(GenServer):
         *,
         id: Any = None,
         **kw: Any,
-    ) -> Any:
+    ) -> ChildSpec:
         """A spec that runs a registry under a supervisor (id defaults to the name)."""
-        from otpy._supervisor import ChildSpec
-
         return ChildSpec(id=name if id is None else id,
                          start=(cls.start_link, (name, keys), kw), modules=["Registry"])
 

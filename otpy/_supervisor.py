@@ -1,4 +1,4 @@
-"""Supervisor: child specs, restart strategies, restart intensity, shutdown.
+"""Supervisor: restart strategies, restart intensity, shutdown, the child API.
 
 A supervisor is a `GenServer` that traps exits. Children start left to right,
 each synchronously; they stop right to left. When a child exits the
@@ -6,19 +6,23 @@ supervisor applies the child's restart type (permanent / transient /
 temporary) and its strategy (one_for_one / one_for_all / rest_for_one).
 More than ``max_restarts`` restarts within ``max_seconds`` — counted across
 the whole supervisor — make it shut every child down and exit `Shutdown`.
+A restart that fails to start a child is retried (the child shows as
+`RESTARTING` meanwhile), each attempt counting towards the intensity.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Final, Literal
 
 import attrs
 import trio
 
 from otpy import telemetry
+from otpy._child_spec import ChildSpec, RestartType
 from otpy._genserver import GenServer, Ignored, StartError, Stop, call
 from otpy._process import current, receive
 from otpy._reasons import (
@@ -38,12 +42,19 @@ from otpy._reasons import (
 from otpy._terms import Pid
 
 __all__ = [
+    "RESTARTING",
+    "STRATEGIES",
     "ChildInfo",
     "ChildSpec",
     "Intensity",
+    "Restarting",
     "Supervisor",
     "SupervisorError",
+    "check_flags",
+    "check_start_spec",
+    "report_shutdown",
     "shutdown_child",
+    "shutdown_children",
     "start_from_spec",
 ]
 
@@ -56,72 +67,34 @@ _RESTART = ("otpy", "supervisor", "restart")
 _GIVE_UP = ("otpy", "supervisor", "give_up")
 _SHUTDOWN = ("otpy", "supervisor", "child_shutdown")
 
-RestartType = Literal["permanent", "transient", "temporary"]
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
-StartFn = Callable[..., Awaitable[Any]]
+STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
 
 
-def _norm_start(value: Any) -> tuple[StartFn, tuple[Any, ...], dict[str, Any]]:
-    if callable(value):
-        return (value, (), {})
-    if isinstance(value, tuple) and len(value) in (2, 3) and callable(value[0]):
-        fn = value[0]
-        args = tuple(value[1])
-        kwargs = dict(value[2]) if len(value) == 3 else {}
-        return (fn, args, kwargs)
-    raise TypeError(f"ChildSpec.start must be (async_fn, args, kwargs), not {value!r}")
+class Restarting(enum.Enum):
+    """The type of `RESTARTING` (a one-member enum, so ``is`` narrows it)."""
+
+    RESTARTING = "restarting"
+
+    def __repr__(self) -> str:
+        return "otpy.RESTARTING"
 
 
-def _check_shutdown(_: Any, attribute: Any, value: Any) -> None:
-    if value in ("brutal_kill", "infinity"):
-        return
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return
-    raise ValueError(f"ChildSpec.shutdown must be seconds >= 0, 'brutal_kill' or 'infinity', "
-                     f"not {value!r}")
-
-
-@attrs.define(slots=True)
-class ChildSpec:
-    """How a supervisor starts, restarts and stops one child.
-
-    Attributes:
-        id: unique among the supervisor's children.
-        start: ``(async_fn, args, kwargs)``; awaited inside the supervisor, it
-            returns the child's pid, linked to the caller (or None / raises
-            `Ignored` for "ignore").
-        restart: "permanent" (always restarted), "transient" (unless it exits
-            normal or shutdown), "temporary" (never).
-        shutdown: seconds to wait after the `Shutdown` signal before killing,
-            "brutal_kill", or "infinity" (the default for supervisors).
-        type: "worker" or "supervisor".
-        modules: informational, returned by `which_children`.
-    """
-
-    id: Any
-    start: tuple[StartFn, tuple[Any, ...], dict[str, Any]] = attrs.field(converter=_norm_start)
-    restart: RestartType = attrs.field(
-        default="permanent",
-        validator=attrs.validators.in_(("permanent", "transient", "temporary")),
-    )
-    shutdown: float | str | None = attrs.field(default=None, validator=attrs.validators.optional(
-        _check_shutdown))
-    type: Literal["worker", "supervisor"] = attrs.field(
-        default="worker", validator=attrs.validators.in_(("worker", "supervisor"))
-    )
-    modules: list[str] | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if self.shutdown is None:
-            self.shutdown = "infinity" if self.type == "supervisor" else 5.0
+#: The ``pid`` that `which_children` shows for a child whose restart failed
+#: and is being retried (Erlang's ``restarting``); `None` is a stopped child.
+RESTARTING: Final = Restarting.RESTARTING
 
 
 @attrs.frozen
 class ChildInfo:
-    """One row of `which_children`: ``(id, pid, type, modules)``."""
+    """One row of `which_children`: ``(id, pid, type, modules)``.
+
+    ``pid`` is the running child's `Pid`, `None` for a child that is not
+    running, or `RESTARTING` while a failed restart is being retried.
+    """
 
     id: Any
-    pid: Pid | None
+    pid: Pid | Restarting | None
     type: str
     modules: list[str]
 
@@ -131,8 +104,8 @@ class ChildInfo:
 
 class SupervisorError(Exception):
     """A child API request failed: ``.reason`` is "not_found", "running",
-    "restarting", "already_present", ("already_started", pid), "max_children"
-    or a start failure."""
+    "restarting", "already_present", ("already_started", pid), "max_children",
+    ("invalid_child_spec", value) or a start failure."""
 
     def __init__(self, reason: Any) -> None:
         super().__init__(reason)
@@ -168,6 +141,38 @@ class Intensity:
         while r and r[0] < threshold:
             r.popleft()
         return len(r) <= self.max_restarts
+
+
+def check_flags(max_restarts: Any, max_seconds: Any) -> tuple[str, Any] | None:
+    """Check restart intensity flags as Erlang's supervisor does.
+
+    Returns:
+        None when valid, else ``("invalid_intensity", value)`` or
+        ``("invalid_period", value)``.
+    """
+    if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 0:
+        return ("invalid_intensity", max_restarts)
+    if (not isinstance(max_seconds, int | float) or isinstance(max_seconds, bool)
+            or not max_seconds > 0 or max_seconds == float("inf")):
+        return ("invalid_period", max_seconds)
+    return None
+
+
+def check_start_spec(children: Any) -> tuple[str, Any] | None:
+    """Check a supervisor's child specs as Erlang's ``check_startspec`` does.
+
+    Returns:
+        None when valid, else ``("invalid_child_spec", value)`` or
+        ``("duplicate_child_name", id)``.
+    """
+    ids: list[Any] = []
+    for spec in children:
+        if not isinstance(spec, ChildSpec):
+            return ("invalid_child_spec", spec)
+        if spec.id in ids:
+            return ("duplicate_child_name", spec.id)
+        ids.append(spec.id)
+    return None
 
 
 def should_restart(restart: str, reason: ExitReason) -> bool:
@@ -237,17 +242,71 @@ async def shutdown_child(pid: Pid, shutdown: float | str | None) -> ExitReason:
     return down.reason  # type: ignore[no-any-return]
 
 
-def _report_shutdown(sup: Any, spec: ChildSpec, reason: ExitReason) -> None:
+def report_shutdown(sup: Any, spec: ChildSpec, reason: ExitReason) -> None:
+    """Log a ``shutdown_error`` report when a stopped child exited with an odd reason."""
     if isinstance(reason, Shutdown | Killed | Normal):
         return
     logger.error("supervisor %r: child %r did not shut down cleanly: %r", sup, spec.id, reason,
-                 extra={"otpy_report": "shutdown_error"})
+                 extra={"otpy_report": "shutdown_error", "otpy_supervisor": sup,
+                        "otpy_child_id": spec.id, "otpy_reason": reason})
+
+
+
+
+async def shutdown_children(sup: Any, children: Sequence[tuple[Pid, ChildSpec]]) -> None:
+    """Stop several linked children at once and wait until all are gone.
+
+    Every child is monitored, unlinked and sent `Shutdown` (`Kill` for
+    "brutal_kill") at the same moment; each one still running ``shutdown``
+    seconds later is killed. This is how OTP stops a ``simple_one_for_one``
+    supervisor's children (erl: three children taking 1, 1 and 5 s to
+    terminate, with shutdown 2 s, are all gone after 2 s).
+
+    Args:
+        sup: the supervisor, for reports.
+        children: ``(pid, spec)`` pairs.
+    """
+    proc = current()
+    node = proc.node
+    me = proc.pid
+    now = trio.current_time()
+    pending: dict[Any, tuple[Pid, float | None, ChildSpec]] = {}
+    for pid, spec in children:
+        ref = node.monitor(proc, pid)
+        node.unlink(proc, pid)
+        deadline: float | None = None
+        if spec.shutdown == "brutal_kill":
+            node.signal_exit(pid, me, KILL, link=False)
+        else:
+            node.signal_exit(pid, me, SHUTDOWN, link=False)
+            if spec.shutdown != "infinity":
+                deadline = now + float(spec.shutdown or 0)
+        pending[ref] = (pid, deadline, spec)
+
+    def is_down(m: Any) -> bool:
+        return type(m) is Down and m.ref in pending
+
+    while pending:
+        deadlines = [d for _, d, _ in pending.values() if d is not None]
+        timeout = max(0.0, min(deadlines) - trio.current_time()) if deadlines else None
+        try:
+            down = await receive(is_down, timeout=timeout)
+        except Timeout:
+            t = trio.current_time()
+            for ref, (pid, deadline, spec) in list(pending.items()):
+                if deadline is not None and deadline <= t:
+                    node.signal_exit(pid, me, KILL, link=False)
+                    pending[ref] = (pid, None, spec)
+            continue
+        _, _, spec = pending.pop(down.ref)
+        report_shutdown(sup, spec, down.reason)
 
 
 @attrs.define(slots=True, eq=False)
 class _Child:
     spec: ChildSpec
     pid: Pid | None = None
+    # A restart of this child failed; a retry is queued (pid is None meanwhile).
     restarting: bool = False
 
 
@@ -258,6 +317,7 @@ class Supervisor(GenServer):
     """A supervisor of an ordered list of children. See the module docs."""
 
     trap_exits = True
+    observer_kind = "supervisor"
 
     children: list[_Child]
     strategy: Strategy
@@ -290,7 +350,11 @@ class Supervisor(GenServer):
 
         Raises:
             StartError: a child failed to start (the reason is
-                ``Shutdown(("failed_to_start_child", id, reason))``).
+                ``Shutdown(("failed_to_start_child", id, reason))``), or the
+                arguments are invalid (``TermReason(("supervisor_data",
+                (what, value)))`` for the strategy and intensity flags,
+                ``TermReason(("start_spec", (what, value)))`` for the children),
+                as Erlang's ``supervisor:start_link`` returns them.
         """
         return await super().start_link(
             list(children), strategy, max_restarts, max_seconds, name=name, timeout=timeout
@@ -326,7 +390,11 @@ class Supervisor(GenServer):
 
     @staticmethod
     async def which_children(sup: Any) -> list[ChildInfo]:
-        """Every child, in start order: ``ChildInfo(id, pid | None, type, modules)``."""
+        """Every child, in start order: ``ChildInfo(id, pid, type, modules)``.
+
+        ``pid`` is None for a child that is not running and `RESTARTING` for
+        one whose restart failed and is being retried.
+        """
         return await call(sup, ("which_children",), None)  # type: ignore[no-any-return]
 
     @staticmethod
@@ -342,13 +410,17 @@ class Supervisor(GenServer):
             The pid (None if the child ignored the start).
 
         Raises:
-            SupervisorError: duplicate id or start failure.
+            SupervisorError: duplicate id, ``("invalid_child_spec", spec)``
+                when ``spec`` is not a `ChildSpec`, or the start failure.
         """
         return _checked(await call(sup, ("start_child", spec), None))  # type: ignore[no-any-return]
 
     @staticmethod
     async def terminate_child(sup: Any, child_id: Any) -> None:
-        """Stop a child, keeping its spec (a temporary child's spec is removed)."""
+        """Stop a child, keeping its spec (a temporary child's spec is removed).
+
+        A child in a restart loop (`RESTARTING`) stops being retried.
+        """
         _checked(await call(sup, ("terminate_child", child_id), None))
 
     @staticmethod
@@ -370,18 +442,17 @@ class Supervisor(GenServer):
         max_restarts: int,
         max_seconds: float,
     ) -> None:
-        if strategy not in ("one_for_one", "one_for_all", "rest_for_one"):
-            raise ValueError(f"unknown strategy {strategy!r}")
+        if strategy not in STRATEGIES:
+            raise Stop(TermReason(("supervisor_data", ("invalid_strategy", strategy))))
+        bad = check_flags(max_restarts, max_seconds)
+        if bad is not None:
+            raise Stop(TermReason(("supervisor_data", bad)))
+        bad = check_start_spec(children)
+        if bad is not None:
+            raise Stop(TermReason(("start_spec", bad)))
         self.strategy = strategy
         self.intensity = Intensity(max_restarts, max_seconds)
         self.children = []
-        ids = set()
-        for spec in children:
-            if not isinstance(spec, ChildSpec):
-                raise TypeError(f"not a ChildSpec: {spec!r}")
-            if spec.id in ids:
-                raise Stop(Shutdown(("duplicate_child_name", spec.id)))
-            ids.add(spec.id)
         if telemetry.active:
             telemetry.execute(_INIT, {}, {
                 "supervisor": self.pid, "kind": "supervisor", "strategy": strategy,
@@ -401,7 +472,9 @@ class Supervisor(GenServer):
             pid = await start_from_spec(spec)
         except StartError as err:
             logger.error("supervisor %r: child %r failed to start: %r", self.pid, spec.id,
-                         err.reason, extra={"otpy_report": "start_error"})
+                         err.reason, extra={"otpy_report": "start_error",
+                                            "otpy_supervisor": self.pid,
+                                            "otpy_child_id": spec.id, "otpy_reason": err.reason})
             if telemetry.active:
                 telemetry.execute(_START_ERROR, {}, {"supervisor": self.pid, "id": spec.id,
                                                      "reason": err.reason})
@@ -411,13 +484,15 @@ class Supervisor(GenServer):
                                              "spec": spec})
         if logger.isEnabledFor(logging.INFO):
             logger.info("supervisor %r started child %r as %r", self.pid, spec.id, pid,
-                        extra={"otpy_report": "progress"})
+                        extra={"otpy_report": "progress", "otpy_supervisor": self.pid,
+                               "otpy_child_id": spec.id, "otpy_child_pid": pid})
         return pid
 
     async def terminate(self, reason: ExitReason) -> None:
         await self._terminate_children(self.children)
 
     async def _terminate_children(self, children: list[_Child]) -> None:
+        """Stop ``children`` right to left; temporary ones lose their spec."""
         for child in reversed(children):
             await self._shutdown(child)
         for child in [c for c in children if c.spec.restart == "temporary"]:
@@ -434,12 +509,12 @@ class Supervisor(GenServer):
             telemetry.execute(_SHUTDOWN, {}, {"supervisor": self.pid, "id": child.spec.id,
                                               "pid": pid})
         reason = await shutdown_child(pid, child.spec.shutdown)
-        _report_shutdown(self.pid, child.spec, reason)
+        report_shutdown(self.pid, child.spec, reason)
 
     async def handle_info(self, message: Any) -> None:
         if type(message) is Exit:
             await self._child_exit(message.pid, message.reason)
-        elif message == _RETRY or (type(message) is tuple and message[:2] == _RETRY):
+        elif type(message) is tuple and len(message) == 3 and message[:2] == _RETRY:
             child = self._by_id(message[2])
             if child is not None and child.restarting:
                 if telemetry.active:
@@ -448,13 +523,24 @@ class Supervisor(GenServer):
                 await self._restart(child)
         # anything else is ignored, as in OTP
 
+    def children_info(self) -> list[ChildInfo]:
+        """`which_children`'s answer, read from the state (the observer reads it so)."""
+        return [
+            ChildInfo(c.spec.id, RESTARTING if c.restarting else c.pid, c.spec.type,
+                      c.spec.modules or [])
+            for c in self.children
+        ]
+
+    def format_status(self) -> dict[str, Any]:
+        """Strategy, intensity and children counts (for the observer)."""
+        return {"strategy": self.strategy, "max_restarts": self.intensity.max_restarts,
+                "max_seconds": self.intensity.max_seconds, "children": len(self.children),
+                "active": sum(1 for c in self.children if c.pid is not None)}
+
     async def handle_call(self, request: Any, caller: Any) -> Any:
         op = request[0]
         if op == "which_children":
-            return [
-                ChildInfo(c.spec.id, c.pid, c.spec.type, c.spec.modules or [])
-                for c in self.children
-            ]
+            return self.children_info()
         if op == "count_children":
             return {
                 "specs": len(self.children),
@@ -487,7 +573,11 @@ class Supervisor(GenServer):
             return None
         raise ValueError(f"unknown supervisor request {request!r}")
 
-    async def _api_start_child(self, spec: ChildSpec) -> Any:
+    async def _api_start_child(self, spec: Any) -> Any:
+        # Checked here, not only by the caller: a bad request must not crash
+        # the supervisor and its children (erl: {error,{invalid_child_spec,X}}).
+        if not isinstance(spec, ChildSpec):
+            return _Err(("invalid_child_spec", spec))
         existing = self._by_id(spec.id)
         if existing is not None:
             if existing.pid is not None:
@@ -529,7 +619,10 @@ class Supervisor(GenServer):
         restart = should_restart(spec.restart, reason)
         if not is_quiet(reason):
             logger.error("supervisor %r: child %r (%r) terminated with reason %r", self.pid,
-                         spec.id, pid, reason, extra={"otpy_report": "child_terminated"})
+                         spec.id, pid, reason, extra={
+                             "otpy_report": "child_terminated", "otpy_supervisor": self.pid,
+                             "otpy_child_id": spec.id, "otpy_child_pid": pid,
+                             "otpy_reason": reason})
         if not restart:
             if spec.restart == "temporary":
                 self.children.remove(child)
@@ -540,35 +633,48 @@ class Supervisor(GenServer):
         await self._restart(child)
 
     async def _restart(self, child: _Child) -> None:
+        """Restart ``child`` by the strategy (also a retry of a failed restart).
+
+        As OTP's ``supervisor:restart/2``: the group (the child; every child;
+        the child and those after it) is stopped right to left — temporary
+        ones are dropped — and started left to right. If a start fails, the
+        children before it keep running, that child is marked `RESTARTING`
+        and the supervisor sends itself a retry, which restarts the group
+        *of the failed child* again from scratch (so a one_for_all sibling
+        started by the failed attempt is stopped once more).
+        """
         if not self.intensity.add():
             logger.error("supervisor %r reached max restart intensity (%d in %ss); shutting down",
                          self.pid, self.intensity.max_restarts, self.intensity.max_seconds,
-                         extra={"otpy_report": "reached_max_restart_intensity"})
+                         extra={"otpy_report": "reached_max_restart_intensity",
+                                "otpy_supervisor": self.pid, "otpy_child_id": child.spec.id,
+                                "otpy_max_restarts": self.intensity.max_restarts,
+                                "otpy_max_seconds": self.intensity.max_seconds})
             if telemetry.active:
                 telemetry.execute(_GIVE_UP, {}, {"supervisor": self.pid, "id": child.spec.id})
             raise Stop(SHUTDOWN)
-        child.restarting = False
         if self.strategy == "one_for_one":
             group = [child]
+        elif self.strategy == "one_for_all":
+            group = list(self.children)
         else:
-            i = self.children.index(child)
-            others = self.children[i + 1:] if self.strategy == "rest_for_one" else [
-                c for c in self.children if c is not child]
-            for other in reversed(others):
-                await self._shutdown(other)
-            for other in [c for c in others if c.spec.restart == "temporary"]:
-                self.children.remove(other)
-            group = [c for c in self.children if c is child or c in others]
+            group = self.children[self.children.index(child):]
+        # The exited child has no pid: only the others are stopped here.
+        for c in reversed(group):
+            await self._shutdown(c)
         for c in group:
-            if c.pid is not None:
-                continue
+            if c.spec.restart == "temporary" and c is not child:
+                self.children.remove(c)
+        group = [c for c in group if c in self.children]
+        for c in group:
             try:
                 c.pid = await self._start(c.spec)
             except StartError:
-                child.restarting = True
                 c.restarting = True
-                current().node.send(self.pid, (*_RETRY, child.spec.id))
+                current().node.send(self.pid, (*_RETRY, c.spec.id))
                 return
+            if c.pid is None and c.spec.restart == "temporary":
+                self.children.remove(c)
 
 
 class _Err:

@@ -1,11 +1,15 @@
 """Receive timeouts without a cancel scope per wait: one timer task per node.
 
 Timed waits (``receive(timeout=...)``, calls) register in millisecond buckets;
-one trio task sleeps until the earliest bucket and wakes the processes whose
-wait is still the one that registered. Adding and cancelling are O(1) dict
-operations, and the trio deadline is only touched when a new bucket is earlier
-than every existing one. Because the timer task sleeps on a trio deadline,
-`trio.testing.MockClock` drives it like any other timeout.
+one trio task sleeps until the earliest bucket and expires the waits still
+registered there. Adding and cancelling are O(1) dict operations, and the trio
+deadline is only touched when a new bucket is earlier than every existing one.
+Because the timer task sleeps on a trio deadline, `trio.testing.MockClock`
+drives it like any other timeout.
+
+This module knows nothing of processes: what it holds are `Expiring` objects
+(the waits of `otpy._process`), each told once, through ``expire()``, that its
+time is up.
 """
 
 from __future__ import annotations
@@ -13,17 +17,23 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
-from trio.lowlevel import reschedule
 
-if TYPE_CHECKING:
-    from otpy._process import Process
-
-__all__ = ["Timers"]
+__all__ = ["Expiring", "Handle", "Timers"]
 
 _TICKS_PER_SECOND = 1000
+
+#: What `Timers.add` returns: ``(tick, token)``.
+Handle = tuple[int, int]
+
+
+class Expiring(Protocol):
+    """Something with a deadline: a parked wait."""
+
+    def expire(self) -> None:
+        """The deadline passed (called at most once, from the timer task)."""
 
 
 class Timers:
@@ -32,16 +42,16 @@ class Timers:
     __slots__ = ("_buckets", "_heap", "_scope", "_tokens")
 
     def __init__(self) -> None:
-        self._buckets: dict[int, dict[int, Process]] = {}
+        self._buckets: dict[int, dict[int, Expiring]] = {}
         self._heap: list[int] = []
         self._scope: trio.CancelScope | None = None
         self._tokens = itertools.count(1)
 
-    def add(self, proc: Process, timeout: float) -> tuple[int, int]:
-        """Arm a timer that ends ``proc``'s current wait after ``timeout`` seconds.
+    def add(self, item: Expiring, timeout: float) -> Handle:
+        """Arm a timer that calls ``item.expire()`` after ``timeout`` seconds.
 
         Args:
-            proc: the waiting process (``proc.timer`` is set to the token).
+            item: what expires.
             timeout: seconds.
 
         Returns:
@@ -58,14 +68,12 @@ class Timers:
                 when = tick / _TICKS_PER_SECOND
                 if when < scope.deadline:
                     scope.deadline = when
-        bucket[token] = proc
-        proc.timer = token
+        bucket[token] = item
         return (tick, token)
 
-    def cancel(self, proc: Process, handle: tuple[int, int]) -> None:
-        """Disarm a timer (the wait ended some other way)."""
+    def cancel(self, handle: Handle) -> None:
+        """Disarm a timer (the wait ended some other way). Idempotent."""
         tick, token = handle
-        proc.timer = 0
         bucket = self._buckets.get(tick)
         if bucket is not None:
             # The (possibly empty) bucket stays until its tick: deleting it
@@ -87,17 +95,14 @@ class Timers:
                     scope.deadline = heap[0] / _TICKS_PER_SECOND
                 await trio.sleep_forever()
             self._scope = None
-            now_tick = trio.current_time() * _TICKS_PER_SECOND
-            while heap and heap[0] <= now_tick:
+            # Compare as the deadline was set (tick / 1000 <= now): multiplying
+            # the clock instead (now * 1000) can land a hair below the tick
+            # (2.002 * 1000 == 2001.9999999999998) and the bucket would never fire.
+            now = trio.current_time()
+            while heap and heap[0] / _TICKS_PER_SECOND <= now:
                 tick = heapq.heappop(heap)
                 bucket = buckets.pop(tick, None)
                 if not bucket:
                     continue
-                for token, proc in bucket.items():
-                    if proc.timer == token:
-                        # -1 = fired; a process that is runnable right now
-                        # sees it before it parks again.
-                        proc.timer = -1
-                        if proc.waiting:
-                            proc.waiting = False
-                            reschedule(proc.task)  # type: ignore[arg-type]
+                for item in bucket.values():
+                    item.expire()

@@ -11,6 +11,10 @@ detached and logged, and never breaks the code that emitted the event.
 Emitting costs one attribute read when nothing is attached: code that emits
 writes ``if telemetry.active: telemetry.execute(...)``. The events otpy
 emits are listed in ``docs/otpy/telemetry.md``.
+
+GenServer call latency is opt-in and sampled: `sample_calls` turns on
+``("otpy", "genserver", "call")`` for one call in every ``n``; until then a
+call pays one attribute read (`timing_calls`) for it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,18 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["Event", "Handler", "active", "attach", "detach", "execute", "handlers"]
+__all__ = [
+    "Event",
+    "Handler",
+    "active",
+    "attach",
+    "call_sampling",
+    "detach",
+    "execute",
+    "handlers",
+    "sample_calls",
+    "timing_calls",
+]
 
 logger = logging.getLogger("otpy.telemetry")
 
@@ -28,6 +43,12 @@ Handler = Callable[[Event, Mapping[str, Any], Mapping[str, Any]], None]
 
 #: True while at least one handler is attached (read it before building an event).
 active = False
+
+#: One `otpy.call` in this many is timed (``("otpy", "genserver", "call")``); 0: none.
+call_sampling = 0
+#: True while calls are sampled and a handler is attached (what `otpy.call` reads).
+timing_calls = False
+_calls_seen = 0
 
 # handler id -> (event names, handler), in attach order
 _attached: dict[Any, tuple[tuple[Event, ...], Handler]] = {}
@@ -59,6 +80,7 @@ def attach(handler_id: Any, events: Iterable[Event], handler: Handler) -> None:
     _attached[handler_id] = (names, handler)
     _matching.clear()
     active = True
+    _update_timing()
 
 
 def detach(handler_id: Any) -> bool:
@@ -74,7 +96,45 @@ def detach(handler_id: Any) -> bool:
     found = _attached.pop(handler_id, None) is not None
     _matching.clear()
     active = bool(_attached)
+    _update_timing()
     return found
+
+
+def sample_calls(every: int) -> None:
+    """Time one `otpy.call` in ``every`` and emit ``("otpy", "genserver", "call")`` for it.
+
+    Off by default (``every=0``): a call then pays one attribute read. With
+    ``every=1`` every call is timed (about 10 % of a local call's instructions with a
+    trivial handler attached, see ``bench/README.md``); a larger ``every``
+    divides that. Events are emitted only while a handler is attached.
+
+    Args:
+        every: the sampling period (``1``: every call; ``0``: off).
+
+    Raises:
+        ValueError: ``every`` is negative or not an int.
+    """
+    global call_sampling, _calls_seen
+    if not isinstance(every, int) or isinstance(every, bool) or every < 0:
+        raise ValueError(f"every is an int >= 0, not {every!r}")
+    call_sampling = every
+    _calls_seen = 0
+    _update_timing()
+
+
+def _update_timing() -> None:
+    global timing_calls
+    timing_calls = call_sampling > 0 and active
+
+
+def sampled() -> bool:
+    """Whether this call is one of the sampled ones (counts it); for `otpy.call`."""
+    global _calls_seen
+    _calls_seen += 1
+    if _calls_seen >= call_sampling:
+        _calls_seen = 0
+        return True
+    return False
 
 
 def handlers(prefix: Event = ()) -> list[tuple[Any, tuple[Event, ...]]]:

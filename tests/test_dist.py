@@ -314,7 +314,7 @@ async def _global_is(peer: str, name: str, pid: otpy.Pid) -> bool:
 
 async def test_garbage_after_the_handshake_drops_only_that_connection(
         epmd: Epmd, py_peer: PyNode) -> None:
-    from otpy._handshake_io import ConnectionLost, connect_to_node
+    from otpy.dist._handshake_io import ConnectionLost, connect_to_node
 
     for garbage in (b"p\x83\x68\x03\x61", b"x-not-pass-through", b"p\x83\x6a\x83\x61\x01"):
         raw = await connect_to_node(py_peer.name, this_node=f"{unique('raw')}@localhost",
@@ -457,7 +457,7 @@ async def test_erl_links_both_ways_and_kill(epmd: Epmd, erl_peer: ErlNode) -> No
 
 
 def otpy_term(value: Any) -> bytes:
-    from otpy._etf import term_to_binary
+    from otpy.dist._etf import term_to_binary
 
     return term_to_binary(value)
 
@@ -571,8 +571,8 @@ async def test_tls_with_erl_inet_tls(epmd: Epmd, certs: Path) -> None:
 def test_registered_reasons_round_trip_typed_and_others_stay_terms() -> None:
     import attrs
 
-    from otpy._control import reason_to_term, term_to_reason
-    from otpy._etf import binary_to_term, term_to_binary
+    from otpy.dist._control import reason_to_term, term_to_reason
+    from otpy.dist._etf import binary_to_term, term_to_binary
 
     @otpy.register_reason
     @attrs.frozen
@@ -586,3 +586,39 @@ def test_registered_reasons_round_trip_typed_and_others_stay_terms() -> None:
     assert term_to_reason(unknown) == otpy.TermReason(unknown)
     with pytest.raises(TypeError):
         otpy.register_reason(int)  # type: ignore[type-var]
+
+
+def test_calling_self_crosses_as_erlangs_atom() -> None:
+    from otpy.dist._control import reason_to_term, term_to_reason
+
+    assert reason_to_term(otpy.CallingSelf()) is Atom("calling_self")
+    assert term_to_reason(Atom("calling_self")) == otpy.CallingSelf()
+
+
+async def test_typed_values_cross_and_unencodable_ones_fail_only_their_call(
+        epmd: Epmd, py_peer: PyNode) -> None:
+    """Issue 16: registered classes (here otpy's own: Down, Crash, reasons)
+    cross typed both ways; an unencodable request raises at the sender with
+    the path; an unencodable reply fails that call, not the server."""
+    async with our_node(epmd):
+        peer = py_peer.name
+        try:
+            raise KeyError("lost")
+        except KeyError as exc:
+            crash = otpy.Crash(exc)
+        value = [otpy.Down(otpy.Ref.make(Atom(otpy.node()), 1), otpy.self(), crash),
+                 otpy.Shutdown("bye"), otpy.Timeout()]
+        reply = await otpy.call(("echo", peer), value)
+        down, shutdown, timeout = reply[1]
+        assert isinstance(down, otpy.Down) and down.pid == otpy.self()
+        assert isinstance(down.reason.exception, otpy.RemoteError)
+        assert down.reason.exception.type_name == "KeyError"
+        assert (shutdown, timeout) == (otpy.Shutdown("bye"), otpy.Timeout())
+        with pytest.raises(otpy.ETFEncodeError) as info:
+            await otpy.call(("echo", peer), {"fine": 1, "bad": object()})
+        assert info.value.path == "term['bad']"  # the request
+        with pytest.raises(otpy.CallError) as failed:
+            await otpy.call(("echo", peer), "unencodable")
+        assert isinstance(failed.value.reason, otpy.Unencodable)
+        assert "set" in failed.value.reason.detail
+        assert (await otpy.call(("echo", peer), "still here"))[1] == "still here"

@@ -17,9 +17,9 @@ from _dist_erl import Epmd, ErlNode, free_port, unique
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otpy import _epmd as E
-from otpy import _epmd_io as io
-from otpy._handshake import default_host
+from otpy.dist import _epmd as E
+from otpy.dist import _epmd_io as io
+from otpy.dist._handshake import default_host
 
 COOKIE = "epmdtestcookie"
 

@@ -1,4 +1,4 @@
-"""Tests for the External Term Format codec (otpy._etf).
+"""Tests for the External Term Format codec (otpy.dist._etf).
 
 Round trips and fuzzing run with hypothesis; the cross-checks run against a real
 `erl` (one escript process for the whole module, driven line by line over pipes).
@@ -23,16 +23,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otpy._etf import (
-    DEFAULT_MAX_DEPTH,
-    ETFDecodeError,
-    ETFEncodeError,
-    binary_to_term,
-    decode_term,
-    decode_versioned_term,
-    encode_term,
-    term_to_binary,
-)
 from otpy._terms import (
     NONODE,
     Atom,
@@ -44,6 +34,16 @@ from otpy._terms import (
     Pid,
     Port,
     Ref,
+)
+from otpy.dist._etf import (
+    DEFAULT_MAX_DEPTH,
+    ETFDecodeError,
+    ETFEncodeError,
+    binary_to_term,
+    decode_term,
+    decode_versioned_term,
+    encode_term,
+    term_to_binary,
 )
 
 # --------------------------------------------------------------------------- helpers

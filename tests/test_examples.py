@@ -126,6 +126,7 @@ CLAUDECODE_EXAMPLES = {
     "mcp_tools.py": "tests/claudecode_tests/test_guides.py",
     "history.py": "tests/claudecode_tests/test_guides.py",
     "distributed_sessions.py": "tests/claudecode_tests/test_distributed_guide.py",
+    "between_turns.py": "tests/claudecode_tests/test_guides.py",
 }
 
 

@@ -19,9 +19,9 @@ from _dist_erl import Epmd, ErlNode, free_port, unique
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from otpy import _epmd_io
-from otpy import _handshake as H
-from otpy import _handshake_io as HIO
+from otpy.dist import _epmd_io
+from otpy.dist import _handshake as H
+from otpy.dist import _handshake_io as HIO
 
 COOKIE = "hs_cookie_42"
 

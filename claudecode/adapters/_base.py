@@ -168,6 +168,30 @@ class Adapter(abc.ABC):
         """
         return None
 
+    async def history(self, prepared: Any, function: str, args: list[Any],
+                      kwargs: dict[str, Any], context: dict[str, Any]) -> Any:
+        """Run a :class:`~claudecode.History` function where the CLI keeps its transcripts.
+
+        The default runs it here (the CLI runs on this node); the Node adapter
+        runs it on the sandbox.
+
+        Args:
+            prepared: what :meth:`aprepare` returned.
+            function: the ``History`` function's name.
+            args: its positional arguments.
+            kwargs: its keyword arguments (``config_dir`` is filled in from
+                ``context`` when not given).
+            context: ``session_id``, ``cwd`` and ``config_dir`` of the session.
+
+        Returns:
+            The function's result (typed).
+        """
+        from claudecode._history import History
+
+        if kwargs.get("config_dir") is None and context.get("config_dir") is not None:
+            kwargs = {**kwargs, "config_dir": context["config_dir"]}
+        return getattr(History, function)(*args, **kwargs)
+
     def describe(self) -> str:
         """A short name for logs and ``adapter_info``."""
         return type(self).__name__

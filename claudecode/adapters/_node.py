@@ -64,9 +64,11 @@ def needs_proxy(options: Options) -> bool:
 def launch_spec(options: Options, callback_timeout: float) -> dict[str, Any]:
     """The launch of a session's CLI as plain terms, for the sandbox.
 
-    Everything is computed here from the options except the executable and
-    the base environment, which are the sandbox's own. The session's
-    ``api_key`` travels in ``env`` (only to that CLI's environment).
+    Everything is computed here from the options except the executable, the
+    base environment and the resolved working directory, which are the
+    sandbox's own (its `claudecode.sandbox.Policy` checks the rest): the
+    session's ``cli_path`` is not sent. The session's ``api_key`` travels in
+    ``env`` (only to that CLI's environment).
 
     Args:
         options: the session options.
@@ -78,7 +80,6 @@ def launch_spec(options: Options, callback_timeout: float) -> dict[str, Any]:
     handler = CallbackHandler(options, callback_timeout=callback_timeout)
     _, specs = build_hooks_config(options.hooks)
     return {
-        "cli_path": options.cli_path,
         "args": to_cli_args(options),
         "env": _to_cli_env(options, base_env={}),
         "inherit_env": options.inherit_env if options.inherit_env == "all"
@@ -145,7 +146,10 @@ class Node(Adapter):
     """Run the CLI on a sandbox node (``claudecode sandbox``); the session stays here.
 
     The app node must itself be distributed (``otpy.run(..., node=...)``).
-    ``cwd`` is required: it is created on the sandbox.
+    ``cwd`` is required: it is created on the sandbox, inside its workspace
+    root. The sandbox runs the CLI it was started with (a session's
+    ``cli_path`` is not used), and sets only the environment variables its
+    policy allows.
 
     Attributes:
         node: the sandbox node, ``claude@host``.
@@ -166,6 +170,9 @@ class Node(Adapter):
         if options.cwd is None:
             raise InvalidOptionError("cwd", "the Node adapter needs a cwd (created on the "
                                             "sandbox)")
+        if options.user is not None:
+            raise InvalidOptionError("user", "the Node adapter runs the CLI as the sandbox's "
+                                             "own user; start the sandbox as that user")
         _, specs = build_hooks_config(options.hooks)
         for spec in specs:
             if spec.where == "remote":
@@ -185,7 +192,7 @@ class Node(Adapter):
         """
         await self.connect()
         await self.rpc("make_workspace", [options.cwd], "creating the workspace")
-        return await self.rpc("check_cli", [options.cli_path], "checking the CLI")
+        return await self.rpc("check_cli", [], "checking the CLI")
 
     async def connect(self) -> None:
         """Connect to the sandbox within ``connect_timeout``."""
@@ -231,6 +238,18 @@ class Node(Adapter):
         otpy.link(pid)
         logger.info("session %r: CLI running on %s (adapter %r)", session, self.node, pid)
         return pid  # type: ignore[no-any-return]
+
+    async def history(self, prepared: Any, function: str, args: list[Any],
+                      kwargs: dict[str, Any], context: dict[str, Any]) -> Any:
+        """Run the :class:`~claudecode.History` function on the sandbox (the
+        transcripts are there) and rebuild typed results here."""
+        from claudecode._history import from_terms
+
+        if kwargs.get("config_dir") is None and context.get("config_dir") is not None:
+            kwargs = {**kwargs, "config_dir": context["config_dir"]}
+        await self.connect()
+        terms = await self.rpc("history", [function, args, kwargs], f"reading {function}")
+        return from_terms(function, terms)
 
     def describe(self) -> str:
         return f"Node({self.node})"
@@ -392,6 +411,11 @@ class Pool(Adapter):
 
     def release(self, prepared: Any) -> None:
         _unreserve(prepared)
+
+    async def history(self, prepared: Any, function: str, args: list[Any],
+                      kwargs: dict[str, Any], context: dict[str, Any]) -> Any:
+        name = prepared.node if isinstance(prepared, _Placement) else self.nodes[0]
+        return await self._node(name).history(None, function, args, kwargs, context)
 
     def describe(self) -> str:
         return f"Pool({', '.join(self.nodes)})"

@@ -39,6 +39,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -87,6 +88,8 @@ _INIT: Final = "$initialize"
 
 _PR_SET_PDEATHSIG: Final = 1
 _READ_SIZE: Final = 65536
+_HELD_STDERR_LINES: Final = 1000
+"""stderr lines kept until the session says whether it wants them (it says at once)."""
 
 
 @attrs.frozen
@@ -170,6 +173,7 @@ class Launch:
         handler: answers the CLI's control requests.
         raw_messages: send messages to the session as raw dicts (for a session
             on another node) instead of typed objects.
+        user: the OS user to run the CLI as (``None``: this process's).
     """
 
     cli: str
@@ -180,6 +184,7 @@ class Launch:
     control_timeout: float
     handler: ControlHandler
     raw_messages: bool = False
+    user: str | int | None = None
 
     @classmethod
     def local(cls, options: Options, cli: str, callback_timeout: float) -> Launch:
@@ -195,7 +200,8 @@ class Launch:
         """
         return cls(cli, to_cli_args(options), to_cli_env(options), options.cwd,
                    options.max_buffer_size, options.control_timeout,
-                   make_control_handler(options, callback_timeout=callback_timeout))
+                   make_control_handler(options, callback_timeout=callback_timeout),
+                   user=options.user)
 
 
 async def port_main(config: Port, session: Pid, launch: Launch) -> None:
@@ -249,7 +255,8 @@ def _child_setup(parent: int) -> Callable[[], None] | None:
 class _Child:
     """A spawned CLI: the Popen, trio streams over its pipes, and an async wait."""
 
-    def __init__(self, argv: list[str], env: Mapping[str, str], cwd: str | None) -> None:
+    def __init__(self, argv: list[str], env: Mapping[str, str], cwd: str | None,
+                 user: str | int | None = None) -> None:
         in_r, in_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -259,7 +266,7 @@ class _Child:
             # from a short-lived worker thread.
             self.popen = subprocess.Popen(
                 argv, stdin=in_r, stdout=out_w, stderr=err_w, env=dict(env), cwd=cwd,
-                start_new_session=True, preexec_fn=_child_setup(os.getpid()),
+                start_new_session=True, preexec_fn=_child_setup(os.getpid()), user=user,
             )
         except BaseException:
             for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
@@ -342,6 +349,10 @@ class _PortProcess:
         self.nursery: trio.Nursery | None = None
         self.stderr = bytearray()
         self.stderr_done = trio.Event()
+        # Live stderr lines: None until the session says (its pid, or False for none)
+        self.stderr_to: Pid | bool | None = None
+        self.held_lines: deque[str] = deque(maxlen=_HELD_STDERR_LINES)
+        self.line_buffer = bytearray()
         # CLI request id -> (worker pid answering it, the abort signal its callback sees)
         self.workers: dict[str, tuple[Pid, AbortSignal]] = {}
         self.worker_ids: dict[Pid, str] = {}
@@ -358,8 +369,8 @@ class _PortProcess:
         argv = [self.cli, *launch.args]
         try:
             try:
-                self.child = _Child(argv, launch.env, launch.cwd)
-            except OSError as exc:
+                self.child = _Child(argv, launch.env, launch.cwd, launch.user)
+            except (OSError, KeyError, ValueError) as exc:  # KeyError: no such user
                 failed = AdapterFailed(f"cannot start the CLI {self.cli}: {exc}")
                 raise ProcessExit(failed) from None
             logger.debug("CLI started (os pid %d): %s", self.child.pid, self.cli)
@@ -431,10 +442,51 @@ class _PortProcess:
                 self.stderr += chunk
                 if len(self.stderr) > 2 * keep:
                     del self.stderr[:-keep]
+                self._stderr_lines(chunk)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         finally:
+            if self.line_buffer:  # the last line had no newline
+                self._stderr_line(bytes(self.line_buffer))
+                self.line_buffer.clear()
             self.stderr_done.set()
+
+    def _stderr_lines(self, chunk: bytes) -> None:
+        """Cut stderr into lines for the session's ``stderr`` callback."""
+        if self.stderr_to is False:
+            return  # nobody wants them
+        self.line_buffer += chunk
+        while True:
+            nl = self.line_buffer.find(b"\n")
+            if nl < 0:
+                break
+            line = bytes(self.line_buffer[:nl])
+            del self.line_buffer[:nl + 1]
+            self._stderr_line(line)
+        if len(self.line_buffer) > self.launch.max_buffer_size:  # a line without end
+            self._stderr_line(bytes(self.line_buffer))
+            self.line_buffer.clear()
+
+    def _stderr_line(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        if not line:
+            return
+        target = self.stderr_to
+        if target is None:  # not told yet: hold a bounded number of lines
+            self.held_lines.append(line)
+        elif target is not False:
+            otpy.send(target, (ADAPTER_TAG, self.me, "stderr", line))
+
+    def _forward_stderr(self, target: Any) -> None:
+        """The session says where stderr lines go (its pid), or that none are wanted."""
+        if target is None:
+            self.stderr_to = False
+            self.line_buffer.clear()
+        else:
+            self.stderr_to = target
+            for line in self.held_lines:
+                otpy.send(target, (ADAPTER_TAG, self.me, "stderr", line))
+        self.held_lines.clear()
 
     async def _read_stdout(self) -> None:
         child = self.child
@@ -549,13 +601,16 @@ class _PortProcess:
     async def _from_session(self, msg: tuple[Any, ...]) -> None:
         kind = msg[1]
         if kind == "query":
-            _, _, ref, content = msg
+            ref, content = msg[2], msg[3]
+            uid = msg[4] if len(msg) > 4 and isinstance(msg[4], str) else None
             try:
-                line = self.proto.user_message(content)
+                line = self.proto.user_message(content, uuid=uid)
             except EncodeError as exc:  # the session validates first; belt and braces
                 logger.error("cannot encode query %r: %s", ref, exc)
                 return
             await self._write(line)
+        elif kind == "stderr":
+            self._forward_stderr(msg[2])
         elif kind == "control":
             _, _, ref, subtype, payload, reply_to = msg
             try:

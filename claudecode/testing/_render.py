@@ -501,7 +501,9 @@ def plan_turn(turn: Turn, request: RecordedRequest, ids: IdSource) -> Plan:
         if turn.disconnect_after is not None:
             return _waiting(turn.delay, [Drop()])
         return _waiting(
-            turn.delay, _json_response(200, message_object(rendered), ids, head_only=False)
+            turn.delay,
+            _json_response(200, message_object(rendered), ids, head_only=False,
+                           extra=turn.headers),
         )
     plan: Plan = [
         Head(
@@ -510,6 +512,7 @@ def plan_turn(turn: Turn, request: RecordedRequest, ids: IdSource) -> Plan:
                 ("content-type", "text/event-stream; charset=utf-8"),
                 ("cache-control", "no-cache"),
                 ("request-id", ids.make("req")),
+                *turn.headers,
             ),
         )
     ]

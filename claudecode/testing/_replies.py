@@ -87,6 +87,17 @@ class ToolUse:
 
 
 Block: TypeAlias = Text | Thinking | ToolUse
+
+
+def _header_pairs(
+    value: Mapping[str, str] | Sequence[tuple[str, str]],
+) -> tuple[tuple[str, str], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    out = tuple((str(k).lower(), str(v)) for k, v in items)
+    for name, text in out:
+        if not name or any(c in name + text for c in "\r\n"):
+            raise ValueError(f"invalid response header {name!r}: {text!r}")
+    return out
 """A content block of a scripted assistant turn."""
 
 
@@ -112,6 +123,9 @@ class Turn:
         chunk_delay: seconds between consecutive SSE events.
         disconnect_after: if set, drop the connection after this many SSE
             events (mid-stream disconnect); ``0`` drops it right after the headers.
+        headers: extra HTTP response headers, e.g. the
+            ``anthropic-ratelimit-unified-*`` headers that make the CLI print a
+            ``rate_limit_event``.
     """
 
     blocks: tuple[Block, ...] = attrs.field(converter=_to_blocks)
@@ -122,6 +136,7 @@ class Turn:
     delay: float = attrs.field(default=0.0, validator=_non_negative)
     chunk_delay: float = attrs.field(default=0.0, validator=_non_negative)
     disconnect_after: int | None = None
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_header_pairs)
 
     @property
     def effective_stop_reason(self) -> str:

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from otpy._tls import TLSConfig
+from otpy.dist._tls import TLSConfig
 
 __all__ = ["make_test_certificates"]
 

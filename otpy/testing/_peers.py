@@ -278,23 +278,30 @@ class SandboxNode:
     Args:
         epmd_port: the EPMD it registers with.
         cookie: its cookie.
-        directory: where to write its cookie file.
+        directory: where to write its cookie file; also the workspace root
+            (every remote session's cwd must lie in it) unless given.
         ticktime: its net tick time.
         env: extra environment variables.
+        workspace_root: the sandbox's ``--workspace-root``.
+        allow_env: environment variables sessions may set beyond the
+            sandbox's defaults (``ANTHROPIC_BASE_URL``: FakeAnthropic's).
 
     Attributes:
         name: its node name (pass it to ``claudecode.adapters.Node``).
     """
 
     def __init__(self, epmd_port: int, cookie: str, directory: Path, *, ticktime: float = 1.0,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, workspace_root: Path | None = None,
+                 allow_env: Sequence[str] = ("ANTHROPIC_BASE_URL",)) -> None:
         self.name = f"{unique('sbx')}@localhost"
         cookie_file = Path(directory) / f"{self.name}.cookie"
         cookie_file.write_text(cookie)
         cookie_file.chmod(0o600)
+        allowed = [arg for name in allow_env for arg in ("--allow-env", name)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "claudecode._cli", "sandbox", "--name", self.name,
              "--cookie-file", str(cookie_file), "--epmd-port", str(epmd_port),
+             "--workspace-root", str(workspace_root or directory), *allowed,
              "--net-ticktime", str(ticktime), "--log-level", "WARNING"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )

@@ -95,18 +95,12 @@ def _otpy_node_options(request: pytest.FixtureRequest, otpy_cookie: str) -> dict
 async def otpy_node(_otpy_node_options: dict[str, Any]) -> AsyncIterator[Any]:
     """A node for the test, with its events recorded (see the module docs)."""
     from otpy._api import open_node
-    from otpy._process import current
     from otpy.testing._run import record, seed_scheduler
 
     async with open_node(**_otpy_node_options) as node:
         seed_scheduler(0)
-        # The test body runs in another trio task than this fixture: let it be
-        # the task that waits in receive for the node's first process.
-        proc = current()
-        if getattr(proc, "task", None) is not None:
-            proc.task = None
         with record(node):
-            yield node
+            yield node  # the test body, another trio task, acts for the node's first process
 
 
 @pytest.fixture

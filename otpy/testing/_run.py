@@ -148,8 +148,15 @@ class Recorder:
             proc = node.local(sup)
             if proc is None:
                 continue
-            if not getattr(proc, "waiting", False) or getattr(proc, "timer", 1) != 0 or \
+            # (read defensively: should the runtime's records change, the
+            # answer is "not sure", and settle asks the supervisors instead)
+            waiters = getattr(proc, "waiters", None)
+            if not waiters or len(waiters) != 1 or getattr(proc, "replies", True) or \
                     getattr(proc, "mailbox", True):
+                return False
+            w = waiters[0]
+            if getattr(w, "pred", 1) is not None or getattr(w, "ref", 1) is not None or \
+                    getattr(w, "handle", 1) is not None:
                 return False
         return True
 

@@ -8,8 +8,8 @@
   ``claudecode.testing.FakeAnthropic`` and the real pinned CLI talks to it.
   When a ```` ```text ```` block follows, the program's output must match it
   line by line (``…`` stands for any text).
-* ``examples/mcp_tools.py`` and ``examples/history.py`` run as subprocesses
-  and print their key lines.
+* ``examples/mcp_tools.py``, ``examples/history.py`` and
+  ``examples/between_turns.py`` run as subprocesses and print their key lines.
 * Facts the pages state are checked against the code: the hook event list,
   the callback timeout, the events taking ``additional_context``, which
   shorthand fits which event, and the tool error texts quoted in the tables.
@@ -184,6 +184,21 @@ def test_mcp_tools_example(tmp_path: Path) -> None:
     base_url = re.search(r"FakeAnthropic at (http://127\.0\.0\.1:\d+)", out)
     assert base_url is not None
     assert processes_using(base_url.group(1)) == []  # no CLI left behind
+
+
+def test_between_turns_example(tmp_path: Path) -> None:
+    lines = _run(["examples/between_turns.py"], tmp_path, ROOT).splitlines()
+    assert lines[:4] == [
+        "task started: Wait a second",
+        "query answered: Started the job.",
+        'task completed: Background command "Wait a second" completed (exit code 0)',
+        "the CLI's own turn (task-notification): The background job is done.",
+    ]
+    # the streamed prompt's messages are answered one by one, or together
+    streamed = " ".join(lines[4:])
+    assert lines[4:] and all(line.startswith("streamed prompt answered: You said:")
+                             for line in lines[4:])
+    assert "second thought" in streamed
 
 
 def test_history_example(tmp_path: Path) -> None:

@@ -103,11 +103,13 @@ def test_json_schema_passes_through_and_none_means_no_input() -> None:
     ("schema", "match"),
     [
         ({"type": "string"}, "type 'object'"),
-        ({"type": "object", "properties": {"a": {"type": "int"}}}, "'type' must be one of"),
-        ({"type": "object", "required": "a"}, "'required'"),
-        ({"type": "object", "properties": []}, "'properties' must be a dict"),
-        ({"type": "object", "enum": "x"}, "'enum' must be a list"),
-        ({"type": "object", "additionalProperties": 3}, "a schema must be a dict"),
+        ({"type": "object", "properties": {"a": {"type": "int"}}},
+         r"\$\.properties\.a\.type: 'int' is not valid"),
+        ({"type": "object", "required": "a"}, r"\$\.required: 'a' is not of type 'array'"),
+        ({"type": "object", "properties": []}, r"\$\.properties: \[\] is not of type"),
+        ({"type": "object", "enum": "x"}, r"\$\.enum: 'x' is not of type 'array'"),
+        ({"type": "object", "additionalProperties": 3}, r"\$\.additionalProperties: 3"),
+        ({"type": "object", "properties": {"n": {"minimum": "1"}}}, "minimum"),
         ({"type": "object", "default": object()}, "JSON"),
         ({"a": set}, "cannot turn"),
         ({"a": int | list[int]}, "plain types"),
@@ -177,6 +179,40 @@ def test_validator_objects_and_arrays_with_paths() -> None:
     assert reject({}, schema).message == "missing required property 'items'"
     assert reject({"items": [], "meta": {"x": 1}}, schema).path == "$.meta.x"
     assert str(reject({"items": [{}]}, schema)) == "$.items[0]: missing required property 'n'"
+
+
+def test_validator_is_full_draft_2020_12() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "minimum": 1, "maximum": 10},
+            "tag": {"type": "string", "pattern": "^[a-z]+$"},
+            "pick": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+            "point": {"$ref": "#/$defs/point"},
+            "pair": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}],
+                     "items": False},
+        },
+        "$defs": {"point": {"type": "object", "required": ["x"],
+                            "properties": {"x": {"type": "number"}}}},
+    }
+    check_schema(schema)
+    validate({"n": 3, "tag": "abc", "pick": "s", "point": {"x": 1.5}, "pair": ["a", 1]}, schema)
+    assert reject({"n": 0}, schema).path == "$.n"
+    assert "minimum" in reject({"n": 0}, schema).message or "less than" in reject(
+        {"n": 0}, schema).message
+    assert reject({"tag": "ABC"}, schema).path == "$.tag"
+    assert reject({"pick": 1.5}, schema).path == "$.pick"
+    assert str(reject({"point": {}}, schema)) == "$.point: missing required property 'x'"
+    assert reject({"pair": ["a", 1, 2]}, schema).path == "$.pair"
+    # a schema naming an older draft is validated by that draft
+    draft7 = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+              "properties": {"a": {"type": "integer", "exclusiveMinimum": 0}}}
+    validate({"a": 1}, draft7)
+    assert reject({"a": 0}, draft7).path == "$.a"
+    # and the shorthand still turns into a schema the library enforces
+    short = to_json_schema({"a": int, "tags": list[str], "note": str | None})
+    validate({"a": 1, "tags": ["x"], "note": None}, short)
+    assert reject({"a": 1, "tags": [2], "note": None}, short).path == "$.tags[0]"
 
 
 # -- validator: properties ---------------------------------------------------------------
@@ -353,6 +389,41 @@ async def test_results_are_converted() -> None:
     assert bad.is_error and bad.content[0]["text"].startswith("Tool error: unusable result")
     nan = await echo.run({"v": float("nan")})
     assert nan.is_error
+
+
+async def test_results_in_the_sdk_shape_are_sent_as_mcp_results() -> None:
+    @tool("echo", "Echo", {"v": {}})
+    def echo(args: dict[str, Any]) -> Any:
+        return args["v"]
+
+    sdk = {"content": [{"type": "text", "text": "Sum: 5"}]}
+    assert (await echo.run({"v": sdk})).to_wire() == {
+        "content": [{"type": "text", "text": "Sum: 5"}], "isError": False}
+    for flag in ("is_error", "isError"):
+        failed = await echo.run({"v": {"content": [{"type": "text", "text": "no"}], flag: True}})
+        assert failed.to_wire() == {"content": [{"type": "text", "text": "no"}], "isError": True}
+    mixed = await echo.run({"v": {
+        "content": [
+            {"type": "image", "data": "aGk=", "mimeType": "image/png"},
+            {"type": "resource_link", "name": "spec", "uri": "file:///spec.md"},
+            {"type": "resource", "resource": {"uri": "x:1", "text": "inline"}},
+            {"type": "resource", "resource": {"uri": "x:2", "blob": "AAAA"}},
+            {"type": "mystery"},
+        ],
+        "structuredContent": {"sum": 5},
+    }})
+    assert mixed.to_wire() == {
+        "content": [{"type": "image", "data": "aGk=", "mimeType": "image/png"},
+                    {"type": "text", "text": "spec\nfile:///spec.md"},
+                    {"type": "text", "text": "inline"}],
+        "isError": False, "structuredContent": {"sum": 5}}
+    # a dict that is not in that shape is still data, sent as JSON text
+    assert (await echo.run({"v": {"content": "text", "n": 1}})).content[0]["text"] == (
+        '{"content": "text", "n": 1}')
+    assert (await echo.run({"v": {"content": [], "other": 1}})).content[0]["text"] == (
+        '{"content": [], "other": 1}')
+    bad = await echo.run({"v": {"content": [{"type": "text", "text": 3}]}})
+    assert bad.is_error and "unusable result" in bad.content[0]["text"]
 
 
 async def test_failures_become_error_results() -> None:

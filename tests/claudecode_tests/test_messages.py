@@ -45,13 +45,25 @@ from claudecode._messages import (
 )
 
 RECORDINGS = Path(__file__).parent / "recordings"
-CLASS_OF = {
+CLASS_OF: dict[str, type[Message]] = {
     "system": SystemMessage,
     "assistant": AssistantMessage,
     "user": UserMessage,
     "result": ResultMessage,
     "stream_event": PartialAssistantMessage,
+    **_messages.OTHER_MESSAGE_CLASSES,
 }
+
+
+def class_of(data: dict[str, Any]) -> type[Message]:
+    """The class a decoded line must parse to."""
+    kind = data.get("type")
+    if kind == "system":
+        subtype = data.get("subtype")
+        if isinstance(subtype, str) and subtype in _messages.SYSTEM_SUBTYPE_CLASSES:
+            return _messages.SYSTEM_SUBTYPE_CLASSES[subtype]
+    found = CLASS_OF.get(kind) if isinstance(kind, str) else None
+    return found or UnknownMessage
 
 
 def recording(name: str) -> list[dict[str, Any]]:
@@ -82,7 +94,7 @@ def test_every_recorded_line_parses_to_its_class_and_keeps_raw() -> None:
         if data["type"].startswith("control_"):
             continue
         msg = parse_line(line)
-        assert type(msg) is CLASS_OF.get(data["type"], UnknownMessage)
+        assert type(msg) is class_of(data)
         assert to_dict(msg) == data  # nothing lost
         assert msg.type == data["type"]
 
@@ -406,9 +418,7 @@ def test_mutated_recorded_lines_never_raise_and_stay_typed(data: st.DataObject) 
         return
     msg = parse_message(mutated)
     assert msg.raw is mutated
-    kind = mutated.get("type")
-    expected = CLASS_OF.get(kind) if isinstance(kind, str) else None
-    assert type(msg) is (expected or UnknownMessage)
+    assert type(msg) is class_of(mutated)
     check_types(msg)
 
 
@@ -578,3 +588,153 @@ def test_cattrs_converter_hooks() -> None:
     assert block == TextBlock("t", None, {"type": "text", "text": "t"})
     assert converter.unstructure(TextBlock("z")) == {"type": "text", "text": "z"}
     assert converter.structure([line], list[Message])[0].raw is line
+
+
+# -- the CLI's other line types ----------------------------------------------------------
+
+
+def test_background_task_recording_is_typed() -> None:
+    lines = [parse_message(d) for d in recording("background_task.jsonl")]
+    started = [m for m in lines if isinstance(m, _messages.TaskStartedMessage)]
+    assert started and started[0].is_backgrounded and started[0].task_type == "local_bash"
+    assert isinstance(started[0], SystemMessage) and started[0].data is started[0].raw
+    done = [m for m in lines if isinstance(m, _messages.TaskNotificationMessage)]
+    assert done[0].task_id == started[0].task_id and done[0].status == "completed"
+    updated = [m for m in lines if isinstance(m, _messages.TaskUpdatedMessage)]
+    assert updated[0].status == "completed"
+    life = [m for m in lines if isinstance(m, _messages.CommandLifecycleMessage)]
+    assert [m.state for m in life] == ["queued", "started", "completed"]
+    assert {m.command_uuid for m in life} == {"11111111-1111-4111-8111-111111111111"}
+    results = [m for m in lines if isinstance(m, ResultMessage)]
+    assert results[0].user_message_uuids == ["11111111-1111-4111-8111-111111111111"]
+    assert results[0].origin is None
+    assert results[1].origin is not None and results[1].origin["kind"] == "task-notification"
+    assert results[1].user_message_uuids == []
+    assert results[0].usage is not None and results[0].usage.input_tokens > 0
+    assert results[0].usage["input_tokens"] == results[0].usage.input_tokens
+    assert results[0].model_usage
+    [(_model, per_model)] = results[0].model_usage.items()
+    assert per_model.cost_usd > 0 and per_model.input_tokens > 0
+    assert isinstance(per_model, dict) and per_model["costUSD"] == per_model.cost_usd
+    changed = [m for m in lines if isinstance(m, _messages.BackgroundTasksChangedMessage)]
+    assert changed[0].tasks[0]["task_id"] == started[0].task_id and changed[-1].tasks == []
+
+
+def test_hooks_and_compact_recording_is_typed() -> None:
+    lines = [parse_message(d) for d in recording("hooks_and_compact.jsonl")]
+    started = [m for m in lines if isinstance(m, _messages.HookStartedMessage)]
+    answered = [m for m in lines if isinstance(m, _messages.HookResponseMessage)]
+    assert started[0].hook_event == started[0].hook_event_name == "PreToolUse"
+    assert isinstance(started[0], _messages.HookEventMessage)
+    assert answered[0].hook_id == started[0].hook_id and answered[0].outcome == "success"
+    assert answered[0].exit_code == 0 and "checked" in answered[0].stdout
+    status = [m for m in lines if isinstance(m, _messages.StatusMessage)]
+    assert status[0].status == "compacting" and status[-1].compact_result == "success"
+    [boundary] = [m for m in lines if isinstance(m, _messages.CompactBoundaryMessage)]
+    assert boundary.trigger == "manual" and boundary.pre_tokens and boundary.post_tokens
+
+
+SCHEMA_LINES: list[tuple[dict[str, Any], type[Message], dict[str, Any]]] = [
+    ({"type": "rate_limit_event", "rate_limit_info": {
+        "status": "allowed_warning", "resetsAt": 1700000000, "rateLimitType": "five_hour",
+        "utilization": 0.91, "overageStatus": "allowed"}, "uuid": "u", "session_id": "s"},
+     _messages.RateLimitEvent, {"session_id": "s"}),
+    ({"type": "tool_progress", "tool_use_id": "t", "tool_name": "Bash",
+      "parent_tool_use_id": None, "elapsed_time_seconds": 5, "uuid": "u", "session_id": "s"},
+     _messages.ToolProgressMessage, {"tool_name": "Bash", "elapsed_time_seconds": 5.0}),
+    ({"type": "auth_status", "isAuthenticating": True, "output": ["Opening browser"],
+      "uuid": "u", "session_id": "s"},
+     _messages.AuthStatusMessage, {"is_authenticating": True, "output": ["Opening browser"]}),
+    ({"type": "tool_use_summary", "summary": "Read 3 files", "preceding_tool_use_ids": ["a"],
+      "uuid": "u", "session_id": "s"},
+     _messages.ToolUseSummaryMessage, {"summary": "Read 3 files",
+                                       "preceding_tool_use_ids": ["a"]}),
+    ({"type": "prompt_suggestion", "suggestion": "Add tests", "uuid": "u", "session_id": "s"},
+     _messages.PromptSuggestionMessage, {"suggestion": "Add tests"}),
+    ({"type": "conversation_reset", "new_conversation_id": "c", "trigger": "clear",
+      "uuid": "u", "session_id": "s"},
+     _messages.ConversationResetMessage, {"new_conversation_id": "c", "trigger": "clear"}),
+    ({"type": "system", "subtype": "task_progress", "task_id": "t", "description": "d",
+      "usage": {"total_tokens": 10, "tool_uses": 1, "duration_ms": 5},
+      "last_tool_name": "Read", "summary": "reading", "uuid": "u", "session_id": "s"},
+     _messages.TaskProgressMessage, {"usage": {"total_tokens": 10, "tool_uses": 1,
+                                               "duration_ms": 5},
+                                     "progress_summary": "reading"}),
+    ({"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
+      "retry_delay_ms": 500, "error_status": None, "error": "overloaded", "uuid": "u",
+      "session_id": "s"},
+     _messages.ApiRetryMessage, {"attempt": 1, "error_status": None}),
+    ({"type": "system", "subtype": "hook_progress", "hook_id": "h", "hook_name": "n",
+      "hook_event": "Stop", "stdout": "o", "stderr": "", "output": "o"},
+     _messages.HookProgressMessage, {"stdout": "o"}),
+    ({"type": "system", "subtype": "local_command_output", "content": "Usage: ..."},
+     _messages.LocalCommandOutputMessage, {"content": "Usage: ..."}),
+    ({"type": "system", "subtype": "files_persisted", "files": [{"filename": "a",
+                                                                 "file_id": "f"}],
+      "failed": [], "processed_at": "now"},
+     _messages.FilesPersistedMessage, {"files": [{"filename": "a", "file_id": "f"}]}),
+    ({"type": "system", "subtype": "elicitation_complete", "mcp_server_name": "m",
+      "elicitation_id": "e"}, _messages.ElicitationCompleteMessage, {"elicitation_id": "e"}),
+    ({"type": "system", "subtype": "notification", "key": "k", "text": "hi",
+      "priority": "low"}, _messages.NotificationMessage, {"text": "hi"}),
+    ({"type": "system", "subtype": "thinking_tokens", "estimated_tokens": 40,
+      "estimated_tokens_delta": 8}, _messages.ThinkingTokensMessage, {"estimated_tokens": 40}),
+]
+
+
+@pytest.mark.parametrize(("line", "cls", "fields"), SCHEMA_LINES,
+                         ids=[c.__name__ for _, c, _ in SCHEMA_LINES])
+def test_other_line_types_are_typed_and_round_trip(
+        line: dict[str, Any], cls: type[Message], fields: dict[str, Any]) -> None:
+    """Lines shaped as the pinned CLI's own schema describes them (it prints these only
+    in situations FakeAnthropic cannot bring about: a claude.ai login, long tools...)."""
+    msg = parse_message(line)
+    assert type(msg) is cls and msg.raw is line
+    for name, value in fields.items():
+        assert getattr(msg, name) == value, name
+    assert converter.structure(line, cls) == msg
+    assert to_dict(msg) is line
+    check_types(msg)
+    # built by hand, it unstructures to the wire form and parses back the same
+    rebuilt = attrs.evolve(msg, raw={})
+    again = parse_message(json.loads(json.dumps(to_dict(rebuilt))))
+    for name, value in fields.items():
+        assert getattr(again, name) == value, name
+
+
+def test_rate_limit_info_is_typed() -> None:
+    msg = parse_message(SCHEMA_LINES[0][0])
+    assert isinstance(msg, _messages.RateLimitEvent)
+    info = msg.rate_limit_info
+    assert (info.status, info.resets_at, info.rate_limit_type, info.utilization,
+            info.overage_status) == ("allowed_warning", 1700000000, "five_hour", 0.91, "allowed")
+    assert info.raw is SCHEMA_LINES[0][0]["rate_limit_info"]
+    bad = parse_message({"type": "rate_limit_event", "rate_limit_info": "nope"})
+    assert isinstance(bad, _messages.RateLimitEvent) and bad.rate_limit_info.status == ""
+
+
+def test_compaction_block_and_hand_built_usage() -> None:
+    block = parse_content_block({"type": "compaction", "content": "summary so far"})
+    assert isinstance(block, _messages.CompactionBlock) and block.content == "summary so far"
+    assert to_dict(_messages.CompactionBlock("x")) == {"type": "compaction", "content": "x"}
+    usage = _messages.Usage({"input_tokens": 3, "output_tokens": "many",
+                             "cache_read_input_tokens": 2.0})
+    assert (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
+            usage.total_input_tokens) == (3, 0, 2, 5)
+    assert json.loads(json.dumps(usage)) == dict(usage)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from([*KNOWN_KEYS, "rate_limit_info", "task_id", "patch", "tasks",
+                                     "compact_metadata", "state", "command_uuid", "origin",
+                                     "user_message_uuids", "modelUsage"]),
+                    json_values, max_size=8),
+    st.sampled_from([*_messages.OTHER_MESSAGE_CLASSES, "system"]),
+    st.sampled_from([*_messages.SYSTEM_SUBTYPE_CLASSES, "init", "other"]),
+)
+def test_random_other_lines_never_raise(data: dict[str, Any], kind: str, subtype: str) -> None:
+    line = {**data, "type": kind, "subtype": subtype}
+    msg = parse_message(line)
+    assert type(msg) is class_of(line) and msg.raw is line
+    check_types(msg)

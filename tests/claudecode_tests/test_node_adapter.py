@@ -92,15 +92,20 @@ class Sandbox:
     """``claudecode sandbox`` in its own OS process."""
 
     def __init__(self, epmd_port: int, tmp: Path, env: dict[str, str] | None = None,
-                 tls: otpy.TLSConfig | None = None) -> None:
+                 tls: otpy.TLSConfig | None = None, extra: list[str] | None = None,
+                 no_base_url: bool = False) -> None:
         self.name = f"{unique('sbx')}@localhost"
         cookie_file = tmp / f"{self.name}.cookie"
         cookie_file.write_text(COOKIE)
+        cookie_file.chmod(0o400)
         tls_args = [] if tls is None else ["--tls-cert", tls.certfile, "--tls-key", tls.keyfile,
                                            "--tls-ca", tls.cafile]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "claudecode._cli", "sandbox", "--name", self.name,
              "--cookie-file", str(cookie_file), "--epmd-port", str(epmd_port),
+             "--workspace-root", str(tmp),
+             *([] if no_base_url else ["--allow-env", "ANTHROPIC_BASE_URL"]),
+             "--allow-hook", "_remote_hooks:*", *(extra or []),
              "--net-ticktime", str(TICK), "--log-level", "WARNING", *tls_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(HERE), **(env or {})},
@@ -127,7 +132,10 @@ class Sandbox:
 
 @pytest.fixture
 def sandbox(epmd_port: int, tmp_path: Path) -> Iterator[Sandbox]:
-    box = Sandbox(epmd_port, tmp_path, {"REMOTE_HOOK_LOG": str(tmp_path / "remote-hooks.log")})
+    # --debug-to-stderr (an extra_args flag, not a session option) makes the CLI
+    # write stderr lines for the live-stderr test: the operator allows it.
+    box = Sandbox(epmd_port, tmp_path, {"REMOTE_HOOK_LOG": str(tmp_path / "remote-hooks.log")},
+                  extra=["--allow-cli-flag=--debug-to-stderr"])
     yield box
     box.stop()
     assert box.proc.returncode == 0 or box.proc.returncode == -signal.SIGKILL
@@ -149,11 +157,20 @@ async def wait_until(pred: Any, timeout: float = 10.0) -> None:
 
 async def test_remote_session_multi_turn_runs_the_cli_on_the_sandbox(
         epmd_port: int, sandbox: Sandbox, opts: dict[str, Any]) -> None:
+    lines: list[str] = []
     async with app_node(epmd_port):
-        session = await claudecode.start_link(adapter=Node(sandbox.name), **opts)
+        session = await claudecode.start_link(adapter=Node(sandbox.name), stderr=lines.append,
+                                              extra_args={"debug-to-stderr": None}, **opts)
         first = await claudecode.stream(session, "hello").final_text()
         second = await claudecode.stream(session, "again").final_text()
         assert first.startswith("echo #2") and second.startswith("echo #4")  # it remembers
+        # the CLI's stderr lines came home, live; the transcript is read on the sandbox
+        assert any("[API REQUEST] /v1/messages" in line for line in lines)
+        stored = await claudecode.get_messages(session)
+        assert [m.text for m in stored] == ["hello", first, "again", second]
+        listed = await claudecode.list_sessions(session)
+        assert [s.session_id for s in listed] == [await claudecode.get_session_id(session)]
+        assert await claudecode.list_session_subagents(session) == []  # read there, too
         info = await claudecode.adapter_info(session)
         assert info["adapter_pid"].node.name == sandbox.name  # the adapter lives there
         assert parent_of(info["os_pid"]) == sandbox.pid  # and so does the CLI
@@ -172,9 +189,10 @@ async def test_callbacks_come_home_and_remote_hooks_run_on_the_sandbox(
     asked: list[str] = []
 
     @claudecode.tool("add", "Add two integers", {"a": int, "b": int})
-    async def add(args: dict[str, Any]) -> str:
+    async def add(args: dict[str, Any]) -> dict[str, Any]:
         ran_at.append((otpy.node(), os.getpid()))
-        return str(args["a"] + args["b"])
+        # claude-agent-sdk's result shape: the model reads the text, remotely too
+        return {"content": [{"type": "text", "text": str(args["a"] + args["b"])}]}
 
     async def local_hook(input: dict[str, Any], tool_use_id: str | None) -> dict[str, Any]:
         local_hooks.append(os.getpid())
@@ -430,7 +448,7 @@ async def test_missing_sandbox_errors_are_typed_and_quick(epmd_port: int,
                                         **opts)
         assert time.monotonic() - t0 < 2.5
         # a node that is registered but never answers the handshake: a timeout
-        from otpy._epmd_io import register
+        from otpy.dist._epmd_io import register
 
         async with trio.open_nursery() as nursery:
             listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -450,13 +468,29 @@ async def test_missing_sandbox_errors_are_typed_and_quick(epmd_port: int,
             nursery.cancel_scope.cancel()
 
 
-async def test_missing_cli_on_the_sandbox_is_clinotfound(epmd_port: int, sandbox: Sandbox,
-                                                         opts: dict[str, Any]) -> None:
-    async with app_node(epmd_port):
-        with pytest.raises(claudecode.CLINotFoundError) as info:
-            await claudecode.start_link(adapter=Node(sandbox.name),
-                                        **{**opts, "cli_path": "/nonexistent/claude"})
-        assert sandbox.name in str(info.value) and "claudecode install-cli" in str(info.value)
+async def test_missing_cli_on_the_sandbox_is_clinotfound(
+        epmd_port: int, tmp_path: Path, opts: dict[str, Any]) -> None:
+    """The sandbox runs the CLI it was started with (--cli-path); when that file is
+    gone, a session gets CLINotFoundError naming the sandbox. The session's own
+    cli_path plays no part (it names a file on the app node)."""
+    from _session_env import CLI
+
+    wrapper = tmp_path / "claude-wrapper"
+    wrapper.write_text(f'#!/bin/sh\nexec {CLI} "$@"\n')
+    wrapper.chmod(0o755)
+    box = Sandbox(epmd_port, tmp_path, extra=["--cli-path", str(wrapper)])
+    try:
+        async with app_node(epmd_port):
+            session = await claudecode.start_link(
+                adapter=Node(box.name), **{**opts, "cli_path": "/nonexistent/claude"})
+            assert (await claudecode.stream(session, "hi").final_text()).startswith("echo")
+            await claudecode.stop(session)
+            wrapper.unlink()
+            with pytest.raises(claudecode.CLINotFoundError) as info:
+                await claudecode.start_link(adapter=Node(box.name), **opts)
+            assert box.name in str(info.value) and "claude-wrapper" in str(info.value)
+    finally:
+        box.stop()
 
 
 async def test_node_adapter_needs_cwd_and_a_distributed_node(opts: dict[str, Any]) -> None:
@@ -472,3 +506,45 @@ async def _start_without_cwd(opts: dict[str, Any]) -> None:
         await claudecode.start_link(adapter=Node("x@localhost"),
                                     **{k: v for k, v in opts.items() if k != "cwd"})
 
+
+
+async def test_remote_sessions_from_many_tasks_of_one_process(
+        epmd_port: int, sandbox: Sandbox, opts: dict[str, Any], fake: FakeAnthropic) -> None:
+    """Streams to remote sessions from tasks of one process: two sessions in
+    parallel, two streams on one session FIFO, one task cancelled mid-stream."""
+    import math
+
+    fake.script(Turn([Text("never")], delay=math.inf), when=lambda r: r.last_user_text == "hold")
+    async with app_node(epmd_port):
+        a = await claudecode.start_link(adapter=Node(sandbox.name), **opts)
+        b = await claudecode.start_link(adapter=Node(sandbox.name), **opts)
+        got: dict[str, Any] = {}
+        holding = trio.Event()
+        doomed = trio.CancelScope()
+
+        async def hold() -> None:
+            with doomed:
+                async for message in claudecode.stream(a, "hold"):
+                    if isinstance(message, claudecode.SystemMessage):
+                        holding.set()
+            got["hold"] = "cancelled" if doomed.cancelled_caught else "finished"
+
+        async def ask(key: str, session: Any) -> None:
+            got[key] = await claudecode.stream(session, key).final_text()
+
+        async with trio.open_nursery() as n:
+            n.start_soon(hold)
+            with trio.fail_after(60):
+                await holding.wait()
+            n.start_soon(ask, "a-next", a)  # queued behind "hold" on session a
+            n.start_soon(ask, "b-1", b)
+            with trio.fail_after(60):
+                while "b-1" not in got:  # b answers while a is held
+                    await trio.sleep(0.05)
+            assert "a-next" not in got
+            doomed.cancel()  # abandoning "hold" interrupts it; a-next runs
+        assert got["hold"] == "cancelled"
+        assert got["b-1"] == "echo #2: b-1"
+        assert got["a-next"].endswith(": a-next")
+        await claudecode.stop(a)
+        await claudecode.stop(b)

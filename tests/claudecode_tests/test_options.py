@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def flags(**kwargs: Any) -> list[str]:
     args = to_cli_args(Options.from_kwargs(**kwargs))
     assert tuple(args[:5]) == BASE_ARGS
     rest = args[5:]
-    if "setting_sources" not in kwargs:
+    if "setting_sources" not in kwargs and "--setting-sources=" in rest:
         rest.remove("--setting-sources=")
     return rest
 
@@ -172,6 +173,29 @@ FLAG_CASES: list[tuple[dict[str, Any], list[str]]] = [
     ({"agents": {"r": {"description": "d", "prompt": "p"}}}, []),
     ({"tool_config": {"askUserQuestion": {"previewFormat": "html"}}}, []),
     ({"prompt_suggestions": True}, []),
+    # claude-agent-sdk parity
+    ({"system_prompt": {"type": "file", "path": "/p/prompt.md"}},
+     ["--system-prompt-file=/p/prompt.md"]),
+    ({"system_prompt": {"type": "preset", "preset": "claude_code"}}, []),
+    ({"system_prompt": {"type": "preset", "preset": "claude_code", "append": "-x"}},
+     ["--append-system-prompt=-x"]),
+    ({"thinking": {"type": "enabled", "budget_tokens": 8, "display": "omitted"}},
+     ["--max-thinking-tokens=8", "--thinking-display=omitted"]),
+    ({"task_budget": 20000}, ["--task-budget=20000"]),
+    ({"task_budget": {"total": 7}}, ["--task-budget=7"]),
+    ({"skills": "all"}, ["--allowedTools=Skill", "--setting-sources=user,project"]),
+    ({"skills": ["greeter", "pdf:fill"], "allowed_tools": ["Read", "Skill(greeter)"]},
+     ["--allowedTools=Read,Skill(greeter),Skill(pdf:fill)", "--setting-sources=user,project"]),
+    ({"skills": [], "setting_sources": ["project"]}, ["--setting-sources=project"]),
+    ({"resume": UUID, "resume_session_at": "u-1", "resume_drops_turn": "u-2"},
+     [f"--resume={UUID}", "--resume-session-at=u-1", "--resume-drops-turn=u-2"]),
+    ({"tools": {"type": "preset", "preset": "claude_code"}}, ["--tools=default"]),
+    ({"add_dirs": ["/d"]}, ["--add-dir=/d"]),
+    ({"permission_prompt_tool_name": "mcp__p__ask"}, ["--permission-prompt-tool=mcp__p__ask"]),
+    ({"forward_subagent_text": True}, []),
+    ({"user": "nobody"}, []),
+    ({"stderr": print}, []),
+    ({"debug_stderr": sys.stderr}, []),
 ]
 
 
@@ -182,7 +206,9 @@ def test_flag_mapping(kwargs: dict[str, Any], expected: list[str]) -> None:
 
 def test_every_option_has_a_flag_case() -> None:
     covered = {name for kwargs, _ in FLAG_CASES for name in kwargs}
-    covered = {"continue_conversation" if n in ("continue", "continue_") else n for n in covered}
+    aliases = {"continue": "continue_conversation", "continue_": "continue_conversation",
+               "add_dirs": "add_dir", "permission_prompt_tool_name": "permission_prompt_tool"}
+    covered = {aliases.get(n, n) for n in covered}
     assert covered == set(Options.field_names())
 
 
@@ -276,6 +302,33 @@ def test_values_are_never_separate_argv_tokens() -> None:
         ({"fork_session": "yes"}, InvalidOptionTypeError, "fork_session"),
         ({"cwd": 5}, InvalidOptionTypeError, "cwd"),
         ({"tool_config": {1: {}}}, InvalidOptionTypeError, "tool_config"),
+        ({"system_prompt": {"type": "preset", "preset": "other"}}, InvalidOptionError,
+         "system_prompt"),
+        ({"system_prompt": {"type": "file"}}, InvalidOptionError, "system_prompt"),
+        ({"system_prompt": {"type": "preset", "preset": "claude_code", "x": 1}},
+         InvalidOptionError, "system_prompt"),
+        ({"system_prompt": {"type": "preset", "preset": "claude_code", "append": 3}},
+         InvalidOptionTypeError, "system_prompt"),
+        ({"system_prompt": 3}, InvalidOptionTypeError, "system_prompt"),
+        ({"system_prompt": {"type": "preset", "preset": "claude_code", "append": "a"},
+          "append_system_prompt": "b"}, InvalidOptionError, "append_system_prompt"),
+        ({"skills": "greeter"}, InvalidOptionError, "skills"),
+        ({"skills": ["a,b"]}, InvalidOptionError, "skills"),
+        ({"skills": ["*"]}, InvalidOptionError, "skills"),
+        ({"skills": [" a"]}, InvalidOptionError, "skills"),
+        ({"skills": ["/cmd"]}, InvalidOptionError, "skills"),
+        ({"skills": [3]}, InvalidOptionTypeError, "skills"),
+        ({"task_budget": 0}, InvalidOptionError, "task_budget"),
+        ({"task_budget": {"tot": 1}}, InvalidOptionError, "task_budget"),
+        ({"task_budget": "1"}, InvalidOptionTypeError, "task_budget"),
+        ({"resume": UUID, "resume_drops_turn": "u"}, InvalidOptionError, "resume_drops_turn"),
+        ({"thinking": {"type": "adaptive", "display": "loud"}}, InvalidOptionError, "thinking"),
+        ({"tools": {"type": "preset", "preset": "x"}}, InvalidOptionError, "tools"),
+        ({"user": ""}, InvalidOptionTypeError, "user"),
+        ({"user": -1}, InvalidOptionTypeError, "user"),
+        ({"stderr": "log.txt"}, InvalidOptionTypeError, "stderr"),
+        ({"debug_stderr": "log.txt"}, InvalidOptionTypeError, "debug_stderr"),
+        ({"forward_subagent_text": 1}, InvalidOptionTypeError, "forward_subagent_text"),
     ],
 )
 def test_invalid_options_name_the_option(
@@ -476,6 +529,28 @@ def test_initialize_payload() -> None:
         "toolConfig": {"askUserQuestion": {"previewFormat": "html"}},
     }
     assert initialize_payload(Options()) == {"hooks": None}
+    parity = Options(
+        system_prompt={"type": "preset", "preset": "claude_code",
+                       "exclude_dynamic_sections": True},
+        skills=["greeter"], forward_subagent_text=True)
+    assert initialize_payload(parity) == {"hooks": None, "excludeDynamicSections": True,
+                                          "skills": ["greeter"], "forwardSubagentText": True}
+    assert "skills" not in initialize_payload(Options(skills="all"))  # "all": no filter
+
+
+def test_sdk_agent_definitions_are_accepted() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class AgentDefinition:  # the shape of claude-agent-sdk's
+        description: str
+        prompt: str
+        tools: list[str] | None = None
+        model: str | None = None
+
+    options = Options(agents={"r": AgentDefinition("reviews", "be strict", ["Read"])})
+    assert options.agents == {"r": {"description": "reviews", "prompt": "be strict",
+                                    "tools": ["Read"]}}
 
 
 # -- the real CLI ------------------------------------------------------------------------
@@ -537,6 +612,18 @@ def test_real_cli_accepts_every_flag_we_generate() -> None:
         )
         assert done.returncode == 0, done.stderr
         assert done.stderr == b""
+        (home / "prompt.md").write_text("be brief")
+        parity = Options(
+            system_prompt={"type": "file", "path": str(home / "prompt.md")},
+            thinking={"type": "adaptive", "display": "summarized"},
+            task_budget={"total": 5000},
+            skills=["greeter"],
+            tools={"type": "preset", "preset": "claude_code"},
+        )
+        done = subprocess.run(
+            [cli_path(), *to_cli_args(parity)], stdin=subprocess.DEVNULL, capture_output=True,
+            env=to_cli_env(parity, env), cwd=tmp, timeout=60)
+        assert done.returncode == 0 and done.stderr == b"", done.stderr
         for bad in (["--permission-mode=delegate"], ["--no-such-flag"]):
             rejected = subprocess.run(
                 [cli_path(), *BASE_ARGS, *bad],

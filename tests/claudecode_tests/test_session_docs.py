@@ -3,7 +3,8 @@
 A ```` ```python ```` block of ``docs/claudecode/{sessions,streaming,
 supervision,hosting}.md`` must compile (top-level ``await`` allowed). A block
 that is a complete program (it calls ``otpy.run``) runs as a subprocess with
-the real CLI pointed at a FakeAnthropic (echo replies) and a private HOME.
+the real CLI pointed at a FakeAnthropic (echo replies) and a private HOME
+(the two-node programs of supervision.md run in test_global_sessions.py).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def _blocks() -> list[tuple[str, int, str]]:
 
 
 BLOCKS = _blocks()
-PROGRAMS = [b for b in BLOCKS if "otpy.run(" in b[2]]
+# The cluster pair of supervision.md (``# node_a.py`` / ``# node_b.py``) runs as a
+# pair of nodes in test_global_sessions.py, not alone.
+PROGRAMS = [b for b in BLOCKS if "otpy.run(" in b[2] and not b[2].startswith("# node_")]
 
 
 def test_there_are_snippets_and_programs() -> None:

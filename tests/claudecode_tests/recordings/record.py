@@ -9,6 +9,7 @@ writes the CLI's stdout, byte for byte, one JSON object per line, to
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -163,6 +164,42 @@ async def initialize(cli: str) -> list[bytes]:
         return proc.raw_lines
 
 
+async def background_task(cli: str) -> list[bytes]:
+    async with FakeAnthropic.serve(seed=10) as fake:
+        fake.script(
+            ToolUse("Bash", {"command": "sleep 1; echo done", "run_in_background": True,
+                             "description": "Wait a second"}),
+            Text("Started it."),
+            Text("The job finished."),  # the turn the CLI starts by itself
+        )
+        args = ["--allowedTools", "Bash"]
+        async with RawCLI.open(fake, cli_path=cli, args=args) as proc:
+            await proc.send_user("Start a job", uuid="11111111-1111-4111-8111-111111111111")
+            await proc.until_result()
+            await proc.until_result()  # the CLI's own turn, after the task notification
+            await proc.close_stdin()
+            await proc.wait()
+            return proc.raw_lines
+
+
+async def hooks_and_compact(cli: str) -> list[bytes]:
+    settings = json.dumps({"hooks": {"PreToolUse": [
+        {"matcher": "Bash", "hooks": [{"type": "command", "command": "echo checked"}]}]}})
+    async with FakeAnthropic.serve(seed=11) as fake:
+        fake.script(ToolUse("Bash", {"command": "echo hi", "description": "Say hi"}),
+                    Text("Done."))
+        args = ["--allowedTools", "Bash", "--include-hook-events", f"--settings={settings}",
+                "--setting-sources="]
+        async with RawCLI.open(fake, cli_path=cli, args=args) as proc:
+            await proc.send_user("Run echo hi")
+            await proc.until_result()
+            await proc.send_user("/compact")
+            await proc.until_result()
+            await proc.close_stdin()
+            await proc.wait()
+            return proc.raw_lines
+
+
 SCENARIOS: dict[str, Scenario] = {
     "plain_text": plain_text,
     "two_turns": two_turns,
@@ -173,6 +210,8 @@ SCENARIOS: dict[str, Scenario] = {
     "api_retry_then_success": api_retry_then_success,
     "interrupt": interrupt,
     "initialize": initialize,
+    "background_task": background_task,
+    "hooks_and_compact": hooks_and_compact,
 }
 
 

@@ -18,8 +18,8 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from otpy._etf import ETFDecodeError, decode_at, decode_term, term_ext, term_to_binary
 from otpy._reasons import (
+    CallingSelf,
     Crash,
     ExitReason,
     Kill,
@@ -32,6 +32,9 @@ from otpy._reasons import (
     Timeout,
 )
 from otpy._terms import Atom, ImproperList, Pid, Ref
+from otpy.dist._etf import ETFDecodeError, decode_at, decode_term, term_ext, term_to_binary
+from otpy.dist._show import show
+from otpy.dist._structs import register_struct
 
 R = TypeVar("R")
 
@@ -106,6 +109,7 @@ _SHUTDOWN = Atom("shutdown")
 _KILL = Atom("kill")
 _KILLED = Atom("killed")
 _NOPROC = Atom("noproc")
+_CALLING_SELF = Atom("calling_self")
 _NOCONNECTION = Atom("noconnection")
 _TIMEOUT = Atom("timeout")
 _PYEXC = Atom("python_exception")
@@ -132,17 +136,21 @@ class RemoteError(Exception):
 
 
 _REASON_TYPES: dict[str, type[ExitReason]] = {}
+_REGISTERED_REASONS: set[type] = set()
 _OTPY_REASON = Atom("otpy_reason")
 
 
 def register_reason(cls: type[R]) -> type[R]:
     """Class decorator: let an `ExitReason` subclass (an attrs class) cross nodes typed.
 
-    It travels as ``{otpy_reason, <<"module.Class">>, #{field => value}}`` and
-    is rebuilt on a Python node that registered the same class (field values
-    must be terms); elsewhere it arrives as a `TermReason` of that tuple. Only
+    The class is registered as a struct (`otpy.register_struct`): in an exit
+    signal and inside any message it travels as ``#{'__struct__' =>
+    'module.Class', field => value}`` and is rebuilt on a Python node that
+    registered the same class (field values must be terms); elsewhere it
+    arrives as that map (a `TermReason` of it, as an exit reason). Only
     registered classes are ever rebuilt: remote input never names arbitrary
-    code to run.
+    code to run. The older ``{otpy_reason, <<"module.Class">>, #{...}}`` form
+    is still understood.
 
     Returns:
         The class, unchanged.
@@ -151,16 +159,16 @@ def register_reason(cls: type[R]) -> type[R]:
     if not (isinstance(kind, type) and issubclass(kind, ExitReason) and attrs.has(kind)):
         raise TypeError("register_reason needs an attrs ExitReason subclass")
     _REASON_TYPES[f"{kind.__module__}.{kind.__qualname__}"] = cast(Any, cls)
+    _REGISTERED_REASONS.add(kind)
+    register_struct(kind)
     return cls
 
 
 def reason_to_term(reason: ExitReason) -> Any:
     """The Erlang term for an exit reason (see the module docs)."""
     t = type(reason)
-    key = f"{t.__module__}.{t.__qualname__}"
-    if key in _REASON_TYPES:
-        fields = {f.name: getattr(reason, f.name) for f in attrs.fields(t)}  # type: ignore[arg-type]
-        return (_OTPY_REASON, key, fields)
+    if t in _REGISTERED_REASONS:
+        return reason  # encoded as its struct map
     if t is Normal:
         return _NORMAL
     if t is Shutdown:
@@ -174,6 +182,8 @@ def reason_to_term(reason: ExitReason) -> Any:
         return _NOPROC
     if t is NoConnection:
         return _NOCONNECTION
+    if t is CallingSelf:
+        return _CALLING_SELF
     if t is Timeout:
         return _TIMEOUT
     if t is Crash:
@@ -197,6 +207,8 @@ def term_to_reason(term: Any, node: str | None = None) -> ExitReason:
     Returns:
         The `ExitReason`.
     """
+    if isinstance(term, ExitReason):  # a registered reason, rebuilt from its struct
+        return term
     if type(term) is Atom:
         if term is _NORMAL:
             return Normal()
@@ -212,6 +224,8 @@ def term_to_reason(term: Any, node: str | None = None) -> ExitReason:
             return NoConnection(node)
         if term is _TIMEOUT:
             return Timeout()
+        if term is _CALLING_SELF:
+            return CallingSelf()
     elif type(term) is tuple:
         if len(term) == 2 and term[0] is _SHUTDOWN:
             return Shutdown(term[1])
@@ -316,14 +330,15 @@ def decode_packet(packet: bytes) -> tuple[tuple[Any, ...], Any]:
             tuple of the wrong shape.
     """
     if not packet or packet[0] != PASS_THROUGH:
-        raise ControlError(f"unsupported distribution packet type {packet[:1]!r}")
+        raise ControlError(f"unsupported distribution packet type {packet[:1]!r} "
+                           f"({len(packet)} bytes)")
     try:
         if len(packet) < 2 or packet[1] != 131:
             raise ControlError("control term lacks the version byte 131")
         control, pos = decode_at(packet, 2)
         message = None
         if type(control) is not tuple or not control or type(control[0]) is not int:
-            raise ControlError(f"bad control message {control!r}")
+            raise ControlError(f"bad control message {show(control)}")
         op = control[0]
         if op in _UNTRACED:
             op = _UNTRACED[op]
@@ -370,7 +385,7 @@ def _check_shape(control: tuple[Any, ...]) -> tuple[Any, ...]:
     if shape is None:
         return control  # unknown or ignorable control: the runtime logs and skips it
     if len(control) != len(shape) + 1:
-        raise ControlError(f"malformed control message {control!r}")
+        raise ControlError(f"malformed control message {show(control)}")
     i = 1
     for kind in shape:
         value = control[i]
@@ -380,7 +395,7 @@ def _check_shape(control: tuple[Any, ...]) -> tuple[Any, ...]:
                 name = "undefined" if value is None else "true" if value else "false"
                 control = (*control[:i], Atom(name), *control[i + 1:])
             else:
-                raise ControlError(f"malformed control message {control!r}")
+                raise ControlError(f"malformed control message {show(control)}")
         i += 1
     return control
 

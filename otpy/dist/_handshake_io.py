@@ -1,6 +1,6 @@
 """Run the distribution handshake over trio streams; framed packets afterwards.
 
-`connect` runs the `Initiator` machine of `otpy._handshake` over a stream we
+`connect` runs the `Initiator` machine of `otpy.dist._handshake` over a stream we
 opened, `accept` runs the `Acceptor` over a stream we accepted. Both enforce a
 timeout, close the stream on any failure (after sending a final status if the
 machine queued one) and return a `DistConnection`: the `HandshakeResult` plus
@@ -16,8 +16,8 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from otpy._epmd_io import port_please
-from otpy._handshake import (
+from otpy.dist._epmd_io import port_please
+from otpy.dist._handshake import (
     Acceptor,
     AliveQuery,
     HandshakeClosed,
@@ -31,7 +31,7 @@ from otpy._handshake import (
     frame,
     split_node,
 )
-from otpy._tls import tls_failure
+from otpy.dist._tls import tls_failure
 
 __all__ = [
     "ConnectionLost",
@@ -235,7 +235,7 @@ async def connect(
         peer_node: The node we are connecting to.
         cookie: The shared cookie.
         creation: Our creation number.
-        flags: Flags to advertise (default: `otpy._handshake.default_flags`).
+        flags: Flags to advertise (default: `otpy.dist._handshake.default_flags`).
         hidden: Connect as a hidden node.
         timeout: Seconds for the whole handshake (Erlang's default setup
             time is 7 s).
@@ -274,13 +274,13 @@ async def accept(
         this_node: Our node name.
         cookie: The shared cookie.
         creation: Our creation number.
-        flags: Flags to advertise (default: `otpy._handshake.default_flags`).
+        flags: Flags to advertise (default: `otpy.dist._handshake.default_flags`).
         hidden: Accept as a hidden node.
         timeout: Seconds for the whole handshake.
         decide_status: Chooses the status for the connecting node (default:
             always "ok"). A runtime answers "alive" when it already has a
             connection to that node, and uses
-            `otpy._handshake.simultaneous_status` when it is connecting to
+            `otpy.dist._handshake.simultaneous_status` when it is connecting to
             that node itself at the same moment.
         header: Handshake length-prefix size: 2 over TCP, 4 over TLS.
 
@@ -332,7 +332,7 @@ async def connect_to_node(
 
     Raises:
         HandshakeError: The handshake failed.
-        otpy._epmd.EpmdError: The lookup failed.
+        otpy.dist._epmd.EpmdError: The lookup failed.
         ConnectionLost: The node is not registered or refused the TCP
             connection.
     """

@@ -7,7 +7,8 @@ system process, ``otpy_global``, that keeps replicas in step:
   every connected node (``register``); unregistering and the holder's exit do
   the same (``unregister``);
 * when a connection comes up, both sides send the names their own processes
-  hold (``sync``) — this is how a healed partition is noticed;
+  hold (``sync``) — this is how a healed partition is noticed; `otpy.connect`
+  also swaps them as a call and returns once the peer's names are known here;
 * when a connection is lost, the names held on that node are dropped.
 
 Two holders of one name (two nodes registered it while partitioned, or at
@@ -41,6 +42,8 @@ SERVER = "otpy_global"
 _REGISTER = Atom("register")
 _UNREGISTER = Atom("unregister")
 _SYNC = Atom("sync")
+_GEN_CALL = Atom("$gen_call")
+_WHEREIS = Atom("whereis")
 
 
 def _rank(pid: Pid) -> tuple[str, int, int]:
@@ -110,6 +113,29 @@ class GlobalNames:
         if dist is not None:
             dist.send_named(SERVER, peer, (_SYNC, own))
 
+    async def exchange(self, peer: str, timeout: float) -> None:
+        """Swap names with ``peer``'s ``otpy_global`` and wait for its answer, so
+        that `otpy.connect` returns with the peer's global names known here
+        (Erlang's ``global:sync/0``). Called by the connecting process; a BEAM
+        peer has no ``otpy_global`` and answers at once with ``noproc``.
+
+        Args:
+            peer: the connected node.
+            timeout: seconds to wait for the answer.
+        """
+        from otpy._genserver import call
+        from otpy._reasons import CallError
+
+        own = {n: p for n, p in self.table.items() if p.node is self.node.name}
+        try:
+            theirs = await call((SERVER, peer), (_SYNC, own), timeout)
+        except CallError:
+            return
+        if isinstance(theirs, dict):
+            for name, pid in theirs.items():
+                if isinstance(pid, Pid):
+                    self._claim(name, pid)
+
     def connection_down(self, peer: str) -> None:
         """Forget the names held on a node we lost."""
         for name in [n for n, p in self.table.items() if p.node.name == peer]:
@@ -141,6 +167,31 @@ class GlobalNames:
             for name, pid in message[1].items():
                 if isinstance(pid, Pid):
                     self._claim(name, pid)
+        elif kind is _GEN_CALL and len(message) == 3:
+            self._answer(message[1], message[2])
+
+    def _answer(self, caller: Any, request: Any) -> None:
+        """``gen_server:call({otpy_global, Node}, {whereis, Name})`` from any node
+        (a BEAM node's ``global`` does not see otpy's names): the pid or
+        ``undefined``. A name sent as an atom also finds a str name."""
+        from otpy._genserver import reply
+
+        if not (type(caller) is tuple and len(caller) == 2 and isinstance(caller[0], Pid)):
+            return
+        if type(request) is tuple and len(request) == 2 and request[0] is _SYNC \
+                and isinstance(request[1], dict):
+            for name, pid in request[1].items():
+                if isinstance(pid, Pid):
+                    self._claim(name, pid)
+            reply(caller, {n: p for n, p in self.table.items() if p.node is self.node.name})
+        elif type(request) is tuple and len(request) == 2 and request[0] is _WHEREIS:
+            name = request[1]
+            pid = self.table.get(name)
+            if pid is None and type(name) is Atom:
+                pid = self.table.get(name.name)
+            reply(caller, pid)
+        else:
+            reply(caller, (Atom("error"), Atom("badarg")))
 
     async def serve(self) -> None:
         """The body of the ``otpy_global`` system process."""
