@@ -163,28 +163,63 @@ class StreamCut(Action):
                               disconnect_after=self.after))
 
 
-@attrs.frozen(repr=False)
+def _parent_of(os_pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{os_pid}/stat").read_bytes()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(b")") + 2:].split()[1])
+
+
+@attrs.frozen(repr=False, init=False)
 class KillSandbox(Action):
     """SIGKILL a sandbox node: its remote sessions' turns fail with
     `otpy.NoConnection` and their supervisors restart them.
 
+    With one sandbox, that one is killed (the target does not matter). With
+    several, the one running the target session's CLI is (nothing happens
+    if the session has no CLI running).
+
     Attributes:
-        sandbox: the sandbox (anything with ``os_pid``, e.g. the
+        sandboxes: the candidates (anything with ``os_pid``, e.g. the
             ``sandbox_node`` fixture's `SandboxNode`).
     """
 
-    sandbox: Any
-    needs_target = False
+    sandboxes: tuple[Any, ...]
+
+    def __init__(self, *sandboxes: Any) -> None:
+        if not sandboxes:
+            raise ValueError("KillSandbox needs a sandbox")
+        object.__setattr__(self, "sandboxes", tuple(sandboxes))
+
+    @property
+    def needs_target(self) -> bool:  # type: ignore[override]
+        """A target is needed to choose among several sandboxes."""
+        return len(self.sandboxes) > 1
 
     def __repr__(self) -> str:
-        return "KillSandbox(sandbox_node)"
+        names = ", ".join(f"sandbox_{i}" for i in range(len(self.sandboxes)))
+        return "KillSandbox(sandbox_node)" if len(self.sandboxes) == 1 else \
+            f"KillSandbox({names})"
 
     async def apply(self, ctx: FaultContext, pid: otpy.Pid | None) -> None:
-        """Kill it."""
+        """Kill the sandbox (the target session's, among several)."""
+        victim = self.sandboxes[0]
+        if len(self.sandboxes) > 1:
+            assert pid is not None
+            info = await adapter_info(pid, timeout=5) if _is_session(ctx, pid) else {}
+            host = _parent_of(info["os_pid"]) if info.get("os_pid") else None
+            found = [s for s in self.sandboxes if s.os_pid == host]
+            if not found:
+                ctx.report.note("note", f"{ctx.describe(pid)} runs no CLI on these sandboxes")
+                return
+            victim = found[0]
         try:
-            os.kill(self.sandbox.os_pid, signal.SIGKILL)
+            os.kill(victim.os_pid, signal.SIGKILL)
         except ProcessLookupError:
             ctx.report.note("note", "the sandbox was gone already")
+            return
+        ctx.report.note("killed", f"sandbox {getattr(victim, 'name', victim.os_pid)}")
 
 
 # ---------------------------------------------------------------- invariants

@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 import pytest
+import trio
 from app import ASSISTANTS, CHANNELS, start
 from hypothesis import settings
 
@@ -71,8 +72,11 @@ async def test_assistants_under_session_faults(
     names = [otpy.Via("names", n) for n in ASSISTANTS]
     turns = Turns(names)
     turns.start()
+    with trio.fail_after(60):  # both CLIs up (a turn done each) before the first fault
+        while len({o.session for o in turns.outcomes if o.outcome == "completed"}) < 2:
+            await trio.sleep(0.05)
     report = await otpy.testing.inject(root, [
-        Fault(1.5, ("assistants", names[0]), KillCLI()),
+        Fault(0.2, ("assistants", names[0]), KillCLI()),
         Fault(0.5, 0, APIFault(fake_anthropic, status=529)),
         Fault(0.5, 0, StreamCut(fake_anthropic)),
         Fault(0.5, ("assistants", names[1]), KillCLI()),
