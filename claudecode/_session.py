@@ -7,6 +7,18 @@ messages, forwards each turn's messages to the process consuming the stream,
 and watches that consumer: a consumer that dies, closes its stream early or
 times out *abandons* the turn, and the session interrupts the CLI.
 
+Hibernation and CLI budgets: with ``cli_idle_timeout`` the session stops an
+idle CLI after that many seconds and keeps the conversation (the CLI stores it
+under its config directory); the next query starts a CLI with ``--resume`` of
+the same session id, so the caller sees one more turn of the same
+conversation. With a ``cli_budget`` (a `claudecode.CLIBudget`, or the budget
+of a sandbox started with ``--max-clis``) the session takes a CLI slot before
+it starts a CLI, tells the budget when its CLI becomes idle or busy, and
+hibernates when the budget asks (it needs the slot for another session). A
+query that waits for a slot longer than its timeout fails with
+``StreamError(CLISlotTimeout(...))``; its consumer is told it is waiting
+(``(STREAM_TAG, ref, "waiting", seconds)``) so it does not time out first.
+
 The session traps exits, so the adapter's death arrives as a message. If the
 CLI dies while it was up (killed, crashed), the session first fails the
 streaming caller with a :class:`~claudecode._errors.StreamError` carrying the
@@ -42,6 +54,8 @@ the session's subscribers (:func:`claudecode.subscribe`), or is kept (up to
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import uuid as uuid_mod
@@ -50,11 +64,20 @@ from collections.abc import Awaitable
 from typing import Any, Final
 
 import attrs
+import trio
 
 import otpy
 from claudecode import _beam as beam
-from claudecode._errors import AdapterFailed, LineTooLong, SessionError, describe_reason
+from claudecode._budget import BUDGET_TAG
+from claudecode._errors import (
+    AdapterFailed,
+    CLISlotTimeout,
+    LineTooLong,
+    SessionError,
+    describe_reason,
+)
 from claudecode._messages import (
+    BackgroundTasksChangedMessage,
     CommandLifecycleMessage,
     Message,
     ResultMessage,
@@ -64,7 +87,7 @@ from claudecode._options import Options, normalize_permission_mode
 from claudecode._protocol import encode_line
 from claudecode._protocol_errors import EncodeError, InvalidOptionTypeError, OptionError
 from claudecode.adapters._base import ADAPTER_TAG, Adapter
-from claudecode.adapters._port import Port
+from claudecode.adapters._port import Launch, Port
 from otpy import ChildSpec, Down, Exit, ExitReason, Pid, Ref
 from otpy._process import current
 
@@ -111,7 +134,7 @@ BACKLOG_SIZE: Final = 1000
 """Messages outside any turn kept for the first subscriber (the oldest are dropped)."""
 
 Health = str | tuple[str, Any]
-"""``"healthy"``, ``"degraded"`` or ``("unhealthy", reason)``."""
+"""``"healthy"``, ``"degraded"``, ``"hibernated"`` or ``("unhealthy", reason)``."""
 
 _CLEARED: Final = otpy.Shutdown("session cleared")
 
@@ -166,6 +189,21 @@ class _Request:
     inputs: list[tuple[Any, str]] = attrs.field(factory=list)  # buffered until active
     pending: set[str] = attrs.field(factory=set)  # uuids sent, not answered yet
     sent: set[str] = attrs.field(factory=set)  # every uuid sent for this request
+    queued_at: float = 0.0
+    timeout: float | None = None  # how long it may wait for a CLI slot
+    told_waiting: bool = False
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """A CLI slot the session wants (or holds) from one budget."""
+
+    budget: Any  # as configured (pid or name)
+    token: Ref | None = None
+    pid: Pid | None = None  # the budget's pid, from its answer
+    monitor: Ref | None = None
+    granted: bool = False
+    limit: int | None = None
 
 
 @attrs.define(eq=False)
@@ -258,6 +296,31 @@ def _name_key(name: Any) -> Any:
     return name
 
 
+def _spare_offer(adapter: Adapter, options: Options, prepared: Any) -> Any:
+    """``(key, port, options, cli)`` when a budget's spare CLI could serve this
+    start (a new conversation, a local CLI, no callbacks), else ``None``.
+
+    The key is everything the CLI is started with: a spare started from the
+    same options is the same CLI this session would start."""
+    from claudecode._options import is_sdk_mcp_server
+
+    if type(adapter) is not Port or not isinstance(prepared, str):
+        return None
+    if options.resume is not None or options.continue_conversation or \
+            options.session_id is not None or options.can_use_tool is not None or \
+            options.hooks or any(is_sdk_mcp_server(v) for v in (options.mcp_servers or {})
+                                 .values()):
+        return None
+    launch = Launch.local(options, prepared, adapter.callback_timeout)
+    try:
+        init = json.dumps(launch.handler.initialize_payload(), sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    key = (adapter, launch.cli, tuple(launch.args), tuple(sorted(launch.env.items())),
+           launch.cwd, launch.max_buffer_size, launch.control_timeout, launch.user, init)
+    return (key, adapter, options, prepared)
+
+
 class Session(otpy.GenServer):
     """The session server. Start it with :func:`start_link`, not directly."""
 
@@ -287,6 +350,20 @@ class Session(otpy.GenServer):
     subscribers: dict[Ref, _Subscriber]
     backlog: deque[Message]
     backlog_dropped: int
+    budgets: list[Any]
+    slots: list[_Slot]
+    rest_state: str
+    resume_id: str | None
+    cli_results: int
+    cli_own_turn: bool
+    bg_tasks: bool
+    idle_since: float | None
+    stopping: tuple[Pid, Ref] | None
+    stopping_deadline: float | None
+    adopted: bool
+    cli_starts: int
+    hibernations: int
+    resumes: int
 
     async def init(self, options: Options, prepared: Any, owner: Pid | None = None) -> None:
         self.options = options
@@ -317,10 +394,31 @@ class Session(otpy.GenServer):
         self.subscribers = {}
         self.backlog = deque()
         self.backlog_dropped = 0
+        self.budgets = [b for b in (options.cli_budget, self.adapter_config.cli_budget(prepared))
+                        if b is not None]
+        self.slots = []
+        self.rest_state = "none"
+        self.resume_id = None
+        self.cli_results = 0
+        self.cli_own_turn = False
+        self.bg_tasks = False
+        self.idle_since = None
+        self.stopping = None
+        self.stopping_deadline = None
+        self.adopted = False
+        self.cli_starts = 0
+        self.hibernations = 0
+        self.resumes = 0
+        self.idle_timeout = None  # set after each message: the session's next deadline
 
     # ------------------------------------------------------------ calls
 
     async def handle_call(self, request: Any, caller: Any) -> Any:
+        value = await self._handle_call(request, caller)
+        self._after()
+        return value
+
+    async def _handle_call(self, request: Any, caller: Any) -> Any:
         op = request[0] if type(request) is tuple and request else None
         if op == "query":
             extra = request[4] if len(request) > 4 and isinstance(request[4], dict) else {}
@@ -365,8 +463,7 @@ class Session(otpy.GenServer):
             if self.adapter_state == "ready":
                 return ("ok", dict(self.info))
             self.warm_waiters.append(caller)
-            if self.adapter_state == "none":
-                await self._start_adapter()
+            await self._need_cli()
             return otpy.NoReply
         logger.warning("session %r: unknown request %r", self.pid, request)
         return ("error", "request", f"unknown session request {request!r}")
@@ -376,7 +473,7 @@ class Session(otpy.GenServer):
         if extra.get("streaming"):
             request = _Request(ref, None, consumer, otpy.monitor(consumer), streaming=True,
                                input_open=True)
-            self.queue.append(request)
+            self._enqueue(request, extra)
             await self._pump()
             return ("ok", self.pid, self.options.timeout)
         if not isinstance(content, str | list | tuple):
@@ -389,9 +486,18 @@ class Session(otpy.GenServer):
             except EncodeError as exc:
                 return ("error", "prompt", f"the prompt cannot be encoded as JSON: {exc}")
         request = _Request(ref, content, consumer, otpy.monitor(consumer))
-        self.queue.append(request)
+        self._enqueue(request, extra)
         await self._pump()
         return ("ok", self.pid, self.options.timeout)
+
+    def _enqueue(self, request: _Request, extra: dict[str, Any]) -> None:
+        timeout = extra.get("timeout", self.options.timeout)
+        request.timeout = float(timeout) if isinstance(timeout, int | float) and \
+            not isinstance(timeout, bool) and timeout > 0 else None
+        request.queued_at = trio.current_time()
+        self.queue.append(request)
+        if self.adapter_state == "waiting" and any(s.limit is not None for s in self.slots):
+            self._tell_waiting(request)
 
     def _subscribe(self, ref: Ref, pid: Pid, include_turns: bool) -> Any:
         self.subscribers[ref] = _Subscriber(pid, otpy.monitor(pid), include_turns)
@@ -478,8 +584,7 @@ class Session(otpy.GenServer):
         if self.adapter_state == "ready":
             return self._control(subtype, payload, caller)
         self.deferred.append((subtype, payload, caller))
-        if self.adapter_state == "none":
-            await self._start_adapter()
+        await self._need_cli()
         return otpy.NoReply
 
     def _internal_interrupt(self) -> None:
@@ -489,12 +594,15 @@ class Session(otpy.GenServer):
         self.internal_controls.add(self._send_control("interrupt", {}))
 
     def _health(self) -> Health:
-        if self.adapter_state == "starting":
+        state = self.adapter_state
+        if state == "starting" or state == "waiting":
             return ("unhealthy", "provisioning")
-        if self.adapter_state == "ready":
+        if state == "ready":
             return "healthy" if self.degraded is None else "degraded"
         if self.last_error is not None:
             return ("unhealthy", self.last_error)
+        if state == "hibernated" or state == "hibernating":
+            return "hibernated"
         return "healthy"
 
     def _info(self) -> dict[str, Any]:
@@ -513,6 +621,11 @@ class Session(otpy.GenServer):
             "permission_mode": self.options.permission_mode,
             "last_error": self.last_error,
             "degraded": self.degraded,
+            "cli_starts": self.cli_starts,
+            "hibernations": self.hibernations,
+            "resumes": self.resumes,
+            "cli_budgets": [s.pid if s.pid is not None else s.budget for s in self.slots]
+            or list(self.budgets),
         }
 
     # ------------------------------------------------------------ casts / info
@@ -520,18 +633,34 @@ class Session(otpy.GenServer):
     async def handle_cast(self, request: Any) -> None:
         logger.debug("session %r ignored cast %r", self.pid, request)
 
+    async def handle_timeout(self) -> None:
+        await self._on_timer()
+        self._after()
+
     async def handle_info(self, message: Any) -> None:
+        await self._handle_info(message)
+        self._after()
+
+    async def _handle_info(self, message: Any) -> None:
         t = type(message)
         if t is tuple and message and message[0] == ADAPTER_TAG:
             if message[1] != self.adapter or self.adapter is None:
-                return  # from an adapter we stopped (clear): stale
+                return  # from an adapter we stopped (clear, hibernation): stale
             await self._from_adapter(message)
         elif t is Exit:
             if message.pid == self.adapter and self.adapter is not None:
                 await self._adapter_down(message.reason)
+        elif t is tuple and len(message) >= 4 and message[0] == BUDGET_TAG:
+            await self._from_budget(message)
         elif t is Down:
             if message.ref == self.owner_ref:
                 raise otpy.Stop(otpy.Normal())
+            if self.stopping is not None and message.ref == self.stopping[1]:
+                await self._stopped()
+                return
+            if any(s.monitor == message.ref for s in self.slots):
+                self._budget_down(message.reason)
+                return
             gone = [r for r, sub in self.subscribers.items() if sub.monitor == message.ref]
             for ref in gone:
                 del self.subscribers[ref]
@@ -563,6 +692,7 @@ class Session(otpy.GenServer):
         self.adapter_state = "ready"
         self.info = dict(info)
         self.last_error = None
+        self.adopted = False
         for caller in self.warm_waiters:
             _reply(caller, ("ok", dict(self.info)))
         self.warm_waiters = []
@@ -579,8 +709,11 @@ class Session(otpy.GenServer):
                     self.options.name is not None:
                 _last_session_ids[_name_key(self.options.name)] = sid
             self.session_id = sid
+        if type(msg) is BackgroundTasksChangedMessage:
+            self.bg_tasks = bool(msg.tasks)
         request = self._owner_of(msg)
         if request is None:
+            self._outside_turn(msg)
             self._publish(msg, in_turn=False)
             return
         if not request.abandoned and not self._tell(request, "message", msg):
@@ -592,6 +725,7 @@ class Session(otpy.GenServer):
             self._publish(msg, in_turn=True)
         if isinstance(msg, ResultMessage):
             self.turns += 1
+            self.cli_results += 1
             self.owner = None
             if not request.abandoned and not msg.is_error:
                 self.degraded = None
@@ -607,6 +741,17 @@ class Session(otpy.GenServer):
                 otpy.send(request.consumer, (STREAM_TAG, request.ref, "end", None))
             self._end_turn()
             await self._pump()
+
+    def _outside_turn(self, msg: Message) -> None:
+        """Note what the CLI does on its own: a turn of its own or background
+        tasks keep its CLI from hibernating (stopping it would end them)."""
+        if isinstance(msg, CommandLifecycleMessage):
+            active = self.active
+            if msg.state == "started" and (active is None or msg.command_uuid not in active.sent):
+                self.cli_own_turn = True
+        elif isinstance(msg, ResultMessage):
+            self.cli_own_turn = False
+            self.cli_results += 1
 
     def _owner_of(self, msg: Message) -> _Request | None:
         """The query a message belongs to, or ``None`` for a message outside our turns."""
@@ -717,10 +862,8 @@ class Session(otpy.GenServer):
         """Start the next queued query when nothing is running."""
         if self.active is not None or not self.queue:
             return
-        if self.adapter_state == "none":
-            await self._start_adapter()
-            return
         if self.adapter_state != "ready":
+            await self._need_cli()
             return
         request = self.queue.popleft()
         self.active = request
@@ -797,30 +940,195 @@ class Session(otpy.GenServer):
                 self._abandon(queued.ref)
                 return
 
-    # ------------------------------------------------------------ the adapter
+    # ------------------------------------------------------------ the CLI's life
 
-    async def _start_adapter(self) -> None:
+    def _wants_cli(self) -> bool:
+        """Whether anyone waits for the CLI (a query, a control request, prewarm)."""
+        return bool(self.queue or self.deferred or self.warm_waiters)
+
+    async def _need_cli(self) -> None:
+        """Someone needs the CLI: start one, after taking a slot of every budget."""
+        state = self.adapter_state
+        if state != "none" and state != "hibernated":
+            return  # starting, waiting, ready — or hibernating: it wakes when stopped
+        self.rest_state = state
+        if not self.budgets:
+            await self._start_adapter()
+            return
+        self.adapter_state = "waiting"
+        self.slots = [_Slot(b) for b in self.budgets]
+        await self._acquire_next()
+
+    async def _acquire_next(self) -> None:
+        """Ask the next budget for a slot (one at a time, in order: no deadlock
+        between budgets); once every slot is granted, start the CLI."""
+        for slot in self.slots:
+            if slot.granted:
+                continue
+            if slot.token is None:
+                slot.token = _make_ref()
+                slot.monitor = otpy.monitor(slot.budget)
+                offer = self._spare_offer(slot.budget) if len(self.slots) == 1 else None
+                with contextlib.suppress(otpy.NotRegisteredError):  # the monitor says NoProc
+                    otpy.send(slot.budget, (BUDGET_TAG, "acquire", slot.token, self.pid, offer))
+            return
+        await self._start_adapter()
+
+    def _spare_offer(self, budget: Any) -> Any:
+        """What a local budget needs to adopt a spare for this start, if possible."""
+        if self.resume_id is not None:
+            return None
+        node = current().node
+        try:
+            pid = node.resolve(budget)
+        except (LookupError, TypeError):
+            return None
+        if pid is None or node.is_remote(pid):
+            return None  # options hold objects that do not cross nodes
+        return _spare_offer(self.adapter_config, self.options, self.prepared)
+
+    async def _from_budget(self, message: tuple[Any, ...]) -> None:
+        budget, kind, token = message[1], message[2], message[3]
+        slot = next((s for s in self.slots if s.token == token), None)
+        if kind == "grant":
+            spare = message[4] if len(message) > 4 else None
+            if slot is None or slot.granted or self.adapter_state != "waiting":
+                # Not wanted any more (cancelled meanwhile): give it back.
+                otpy.send(budget, (BUDGET_TAG, "cancel", token))
+                if spare is not None:
+                    otpy.send(spare, (ADAPTER_TAG, "discard"))
+                return
+            slot.granted = True
+            slot.pid = budget
+            if spare is not None:
+                self._adopt(spare)
+            else:
+                await self._acquire_next()
+        elif kind == "queued":
+            if slot is not None and not slot.granted:
+                slot.pid = budget
+                slot.limit = message[4] if len(message) > 4 else None
+                for request in self.queue:
+                    self._tell_waiting(request)
+        elif kind == "hibernate" and slot is not None and slot.granted and \
+                self.adapter_state == "ready" and self.idle_since is not None and \
+                self._hibernatable():
+            self._hibernate("budget")
+
+    def _tell_waiting(self, request: _Request) -> None:
+        """Tell a consumer its query waits for a CLI slot (and for how long at most),
+        so that its own timeout does not fire before the typed error."""
+        if request.told_waiting or request.abandoned:
+            return
+        request.told_waiting = True
+        left = None if request.timeout is None else \
+            max(0.0, request.queued_at + request.timeout - trio.current_time())
+        otpy.send(request.consumer, (STREAM_TAG, request.ref, "waiting", left))
+
+    def _budget_down(self, reason: ExitReason) -> None:
+        """A budget we take slots from is gone."""
+        waiting = self.adapter_state == "waiting"
+        self._drop_slots()
+        logger.warning("session %r: its CLI budget is gone: %s", self.pid,
+                       describe_reason(reason))
+        if waiting:  # no slot will come: the waiting callers get the budget's reason
+            self.adapter_state = self.rest_state
+            self._fail_all(reason)
+
+    def _drop_slots(self) -> None:
+        """Forget the slots: each budget gets a cancel (a slot whose adapter claimed
+        it stays taken until that adapter has exited)."""
+        slots, self.slots = self.slots, []
+        for slot in slots:
+            if slot.monitor is not None:
+                otpy.demonitor(slot.monitor, flush=True)
+            if slot.token is not None:
+                with contextlib.suppress(otpy.NotRegisteredError):
+                    otpy.send(slot.pid if slot.pid is not None else slot.budget,
+                              (BUDGET_TAG, "cancel", slot.token))
+
+    def _tell_budgets(self, kind: str) -> None:
+        for slot in self.slots:
+            if slot.granted and slot.token is not None:
+                otpy.send(slot.pid if slot.pid is not None else slot.budget,
+                          (BUDGET_TAG, kind, slot.token))
+
+    def _hibernatable(self) -> bool:
+        # Without persistence the CLI keeps the only copy of the conversation.
+        return not self.options.no_session_persistence
+
+    def _launch_options(self) -> Options:
+        """The options the next CLI starts with: after a hibernation, a resume of
+        the conversation (``--resume`` of its id, never a second fork)."""
+        if self.resume_id is None:
+            return self.options
+        return self.options.merge(
+            resume=self.resume_id, fork_session=False, continue_conversation=False,
+            session_id=None, resume_session_at=None, resume_drops_turn=None)
+
+    def _fresh_cli(self, how: str) -> None:
+        """A CLI is starting for this session (``how``: "cold", "resume" or "spare")."""
         self.adapter_state = "starting"
         self.owner = None
         self.lifecycle_seen = False
+        self.cli_results = 0
+        self.cli_own_turn = False
+        self.bg_tasks = False
+        self.cli_starts += 1
+        if how == "resume":
+            self.resumes += 1
+        # telemetry: ("claudecode", "cli", "start") goes here — the one place a
+        # session's CLI starts (metadata: how, the session's pid and name).
+
+    def _send_stderr_wish(self) -> None:
+        # Live stderr lines, if the options want them (the adapter holds the
+        # first lines until it knows).
+        assert self.adapter is not None
+        wanted = self.options.stderr is not None or self.options.debug_stderr is not None
+        otpy.send(self.adapter, (ADAPTER_TAG, "stderr", self.pid if wanted else None))
+
+    async def _start_adapter(self) -> None:
+        self._fresh_cli("resume" if self.resume_id is not None else "cold")
+        gates = tuple((s.pid, s.token) for s in self.slots if s.granted)
         try:
-            self.adapter = await self.adapter_config.start(self.pid, self.options, self.prepared)
-            # Live stderr lines, if the options want them (the adapter holds the
-            # first lines until it knows).
-            wanted = self.options.stderr is not None or self.options.debug_stderr is not None
-            otpy.send(self.adapter, (ADAPTER_TAG, "stderr", self.pid if wanted else None))
+            options = self._launch_options()
+            if gates:
+                self.adapter = await self.adapter_config.start(  # type: ignore[call-arg]
+                    self.pid, options, self.prepared, gates=gates)
+            else:
+                self.adapter = await self.adapter_config.start(self.pid, options, self.prepared)
+            self._send_stderr_wish()
         except Exception as exc:
             logger.error("session %r: the adapter failed to start: %r", self.pid, exc)
             self.adapter = None
-            self.adapter_state = "none"
+            self.adapter_state = self.rest_state
+            self._drop_slots()
             self.last_error = AdapterFailed(f"{type(exc).__name__}: {exc}")
             self._fail_all(self.last_error)
 
+    def _adopt(self, spare: Pid) -> None:
+        """Take a budget's spare CLI (started ahead with these very options)."""
+        self._fresh_cli("spare")
+        self.adopted = True
+        self.adapter = spare
+        otpy.link(spare)  # a spare gone already reports NoProc through the link
+        self._send_stderr_wish()
+
     async def _adapter_down(self, reason: ExitReason) -> None:
         was_ready = self.adapter_state == "ready"
+        adopted = self.adopted
         self.adapter = None
-        self.adapter_state = "none"
+        self.adopted = False
+        self.adapter_state = self.rest_state
         self.info = {}
+        self._drop_slots()
+        if adopted and not was_ready:
+            # A spare that died before it was ours: start a CLI of our own.
+            logger.info("session %r: the spare CLI it adopted is gone (%s); starting one",
+                        self.pid, describe_reason(reason))
+            if self._wants_cli():
+                await self._need_cli()
+            return
         self.last_error = reason
         if was_ready or self.active is not None:
             logger.warning("session %r lost its CLI: %s", self.pid, describe_reason(reason))
@@ -832,6 +1140,96 @@ class Session(otpy.GenServer):
             # The conversation is gone with the CLI: exit with the typed reason
             # so a supervisor restarts the session with fresh state.
             raise otpy.Stop(reason)
+
+    def _hibernate(self, why: str) -> None:
+        """Stop the idle CLI and keep the conversation: the next CLI resumes it.
+
+        The adapter's exit arrives as a ``Down``; queries that come meanwhile
+        wait, then start the next CLI (`_stopped`)."""
+        pid = self.adapter
+        assert pid is not None
+        if self.cli_results and self.session_id is not None:
+            self.resume_id = self.session_id  # else: nothing new to resume
+        self.adapter = None
+        self.adapter_state = "hibernating"
+        self.info = {}
+        self.idle_since = None
+        self._drop_slots()  # each budget frees the slot once the adapter has exited
+        otpy.unlink(pid)
+        self.stopping = (pid, otpy.monitor(pid))
+        self.stopping_deadline = trio.current_time() + self.adapter_config.shutdown_bound + 1.0
+        otpy.exit(pid, otpy.Shutdown())
+        self.hibernations += 1
+        # telemetry: ("claudecode", "cli", "hibernate") goes here — the one place
+        # a session stops its CLI and keeps the conversation (why: "idle" | "budget").
+        logger.debug("session %r hibernates (%s), conversation %s", self.pid, why,
+                     self.resume_id)
+
+    async def _stopped(self) -> None:
+        """The hibernating CLI is gone."""
+        self.stopping = None
+        self.stopping_deadline = None
+        if self.adapter_state == "hibernating":
+            self.adapter_state = "hibernated"
+            if self._wants_cli():
+                await self._need_cli()
+
+    async def _on_timer(self) -> None:
+        """A deadline passed: a stop that takes too long, a query waiting too long
+        for a CLI slot, or the CLI's idle timeout."""
+        now = trio.current_time()
+        if self.stopping is not None and self.stopping_deadline is not None and \
+                now >= self.stopping_deadline:
+            self.stopping_deadline = None
+            otpy.exit(self.stopping[0], otpy.Kill())
+        if self.adapter_state == "waiting":
+            limit = next((s.limit for s in self.slots if s.limit is not None), None)
+            for request in [r for r in self.queue
+                            if r.timeout is not None and now >= r.queued_at + r.timeout]:
+                self.queue.remove(request)
+                if not request.abandoned:
+                    self._tell(request, "error", CLISlotTimeout(now - request.queued_at, limit))
+                self._forget(request)
+        timeout = self.options.cli_idle_timeout
+        if self.idle_since is not None and timeout is not None and \
+                now >= self.idle_since + timeout and self._hibernatable():
+            self._hibernate("idle")
+
+    def _after(self) -> None:
+        """After every message: report idle/busy changes to the budgets, give up a
+        slot nobody needs any more, and arm the next deadline."""
+        state = self.adapter_state
+        if state == "ready":
+            idle = (self.active is None and not self.queue and not self.controls
+                    and not self.internal_controls and not self.deferred
+                    and not self.warm_waiters and not self.cli_own_turn and not self.bg_tasks)
+            if idle:
+                if self.idle_since is None:
+                    self.idle_since = trio.current_time()
+                    if self.slots and self._hibernatable():
+                        self._tell_budgets("idle")
+            elif self.idle_since is not None:
+                self.idle_since = None
+                if self.slots and self._hibernatable():
+                    self._tell_budgets("busy")
+        else:
+            self.idle_since = None
+            if state == "waiting" and not self._wants_cli():
+                self._drop_slots()
+                self.adapter_state = self.rest_state
+        when: float | None = None
+        timeout = self.options.cli_idle_timeout
+        if self.idle_since is not None and timeout is not None and self._hibernatable():
+            when = self.idle_since + timeout
+        if self.adapter_state == "waiting":
+            for request in self.queue:
+                if request.timeout is not None:
+                    due = request.queued_at + request.timeout
+                    when = due if when is None else min(when, due)
+        if self.stopping_deadline is not None:
+            due = self.stopping_deadline
+            when = due if when is None else min(when, due)
+        self.idle_timeout = None if when is None else max(0.0, when - trio.current_time())
 
     def _fail_all(self, reason: ExitReason) -> None:
         """Fail the active and queued streams and every waiting caller."""
@@ -857,31 +1255,40 @@ class Session(otpy.GenServer):
         self.warm_waiters = []
 
     async def _stop_adapter(self) -> None:
-        """Stop the adapter process (it shuts the CLI down) and wait, bounded."""
+        """Stop the adapter process (it shuts the CLI down) — and one still
+        hibernating — and wait, bounded; give the budgets' slots back."""
         pid = self.adapter
         self.adapter = None
         self.adapter_state = "none"
         self.info = {}
-        if pid is None:
-            return
-        otpy.unlink(pid)
-        ref = otpy.monitor(pid)
-        otpy.exit(pid, otpy.Shutdown())
+        self.idle_since = None
+        waits: list[tuple[Pid, Ref]] = []
+        if pid is not None:
+            otpy.unlink(pid)
+            waits.append((pid, otpy.monitor(pid)))
+            otpy.exit(pid, otpy.Shutdown())
+        if self.stopping is not None:
+            waits.append(self.stopping)
+            self.stopping = None
+            self.stopping_deadline = None
+        self._drop_slots()
         bound = self.adapter_config.shutdown_bound + 1.0
+        for stopping, ref in waits:
+            def is_down(m: Any, ref: Ref = ref) -> bool:
+                return type(m) is Down and m.ref == ref
 
-        def is_down(m: Any) -> bool:
-            return type(m) is Down and m.ref == ref
-
-        try:
-            await otpy.receive(is_down, timeout=bound)
-        except otpy.Timeout:
-            otpy.exit(pid, otpy.Kill())
-            await otpy.receive(is_down)
+            try:
+                await otpy.receive(is_down, timeout=bound)
+            except otpy.Timeout:
+                otpy.exit(stopping, otpy.Kill())
+                await otpy.receive(is_down)
 
     async def _clear(self) -> None:
         await self._stop_adapter()
         self._fail_all(_CLEARED)
         self.session_id = None
+        self.resume_id = None
+        self.rest_state = "none"
         self.last_error = None
         self.degraded = None
         self.options = self.options.merge(
