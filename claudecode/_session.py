@@ -71,6 +71,7 @@ from claudecode import _beam as beam
 from claudecode._budget import BUDGET_TAG
 from claudecode._errors import (
     AdapterFailed,
+    CLIExited,
     CLISlotTimeout,
     LineTooLong,
     SessionError,
@@ -656,7 +657,7 @@ class Session(otpy.GenServer):
             if message.ref == self.owner_ref:
                 raise otpy.Stop(otpy.Normal())
             if self.stopping is not None and message.ref == self.stopping[1]:
-                await self._stopped()
+                await self._stopped(message.reason)
                 return
             if any(s.monitor == message.ref for s in self.slots):
                 self._budget_down(message.reason)
@@ -1165,10 +1166,15 @@ class Session(otpy.GenServer):
         logger.debug("session %r hibernates (%s), conversation %s", self.pid, why,
                      self.resume_id)
 
-    async def _stopped(self) -> None:
-        """The hibernating CLI is gone."""
+    async def _stopped(self, reason: ExitReason) -> None:
+        """The hibernating CLI is gone (``reason``: `CLIExited` if something else
+        killed it meanwhile; the conversation is on disk all the same)."""
         self.stopping = None
         self.stopping_deadline = None
+        if isinstance(reason, CLIExited):
+            logger.warning("session %r: its CLI ended while hibernating: %s", self.pid,
+                           describe_reason(reason))
+            self.last_error = reason  # health says so until a CLI is up again
         if self.adapter_state == "hibernating":
             self.adapter_state = "hibernated"
             if self._wants_cli():

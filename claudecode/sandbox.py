@@ -9,6 +9,11 @@ are not meant to be called directly.
 A hosted adapter process is linked to its session on the app node. When the
 app node goes away (or the connection drops) the link fires `NoConnection`
 and the adapter shuts its CLI down: no CLI outlives its session.
+
+With ``--max-clis N`` the sandbox runs a `claudecode.CLIBudget` and starts a
+CLI only for a session holding one of its N slots (`capacity` tells the app
+node where the budget is; a session takes a slot before it asks for a CLI,
+and idle sessions are asked to hibernate when another needs one).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from claudecode.adapters._base import ControlHandler
 from claudecode.adapters._port import Launch, Port, port_main
 
 __all__ = [
+    "capacity",
     "check_cli",
     "history",
     "make_workspace",
@@ -47,6 +53,9 @@ logger = logging.getLogger("claudecode.sandbox")
 #: Adapter processes hosted here (pruned when asked for the load).
 _hosted: set[otpy.Pid] = set()
 _port_config = Port()
+#: The CLI budget of ``--max-clis`` (None: no limit), and its limit.
+_budget: otpy.Pid | None = None
+_max_clis: int | None = None
 
 
 # --------------------------------------------------------------- rpc targets
@@ -83,6 +92,15 @@ def running_clis() -> int:
     for pid in [p for p in _hosted if not otpy.is_alive(p)]:
         _hosted.discard(pid)
     return len(_hosted)
+
+
+def capacity() -> dict[str, Any]:
+    """The load and the limit: ``{"running": n, "max": N | None, "budget": pid | None}``.
+
+    ``budget`` is the `claudecode.CLIBudget` of ``--max-clis``: a session
+    takes one of its slots before it asks for a CLI here.
+    """
+    return {"running": running_clis(), "max": _max_clis, "budget": _budget}
 
 
 def history(function: str, args: list[Any], kwargs: Mapping[str, Any]) -> Any:
@@ -147,12 +165,16 @@ async def start_adapter(session: otpy.Pid, spec: Mapping[str, Any],
     for key in spec.get("unset") or ():
         env.pop(key, None)
     env.update({str(k): str(v) for k, v in dict(spec.get("env") or {}).items()})
+    gates = tuple((g[0], g[1]) for g in spec.get("gates") or ())
+    if _budget is not None and not any(budget == _budget for budget, _ in gates):
+        raise ValueError(f"this sandbox runs at most {_max_clis} CLIs (--max-clis): a start "
+                         "needs a slot of its CLI budget (see claudecode.sandbox.capacity)")
     timeout = float(spec.get("callback_timeout") or DEFAULT_CALLBACK_TIMEOUT)
     handler = _SandboxHandler(dict(spec.get("initialize") or {}), proxy,
                               _remote_hooks(list(spec.get("hooks") or []), timeout), timeout)
     launch = Launch(cli, [str(a) for a in spec.get("args") or []], env, spec.get("cwd"),
                     int(spec["max_buffer_size"]), float(spec["control_timeout"]), handler,
-                    raw_messages=True)
+                    raw_messages=True, gates=gates)
     pid = otpy.spawn(_hosted_port, session, launch, trap_exits=True)
     _hosted.add(pid)
     logger.info("started a CLI for session %r (adapter %r, cwd %s)", session, pid,
@@ -261,13 +283,20 @@ _: type[ControlHandler] = _SandboxHandler  # structural check
 # ----------------------------------------------------------------- serve
 
 
-async def _main(install: bool) -> None:
+async def _main(install: bool, max_clis: int | None = None) -> None:
+    global _budget, _max_clis
     try:
         cli = resolve_cli(None)
     except Exception:
         if not install:
             raise
         cli = install_cli().path
+    if max_clis is not None:
+        from claudecode._budget import CLIBudget
+
+        _budget = await CLIBudget.start_link(max_clis)
+        _max_clis = max_clis
+        logger.info("sandbox %s runs at most %d CLIs at once", otpy.node(), max_clis)
     logger.info("sandbox %s ready: CLI %s; rpc allowed on claudecode.sandbox only",
                 otpy.node(), cli)
     print(f"@@READY {otpy.node()}", flush=True)
@@ -278,7 +307,7 @@ async def _main(install: bool) -> None:
             return
 
 
-def serve(name: str, cookie: str, *, install: bool = False,
+def serve(name: str, cookie: str, *, install: bool = False, max_clis: int | None = None,
           **node_options: Any) -> None:
     """Run a sandbox node until SIGTERM/SIGINT; then every hosted CLI is shut down.
 
@@ -286,7 +315,9 @@ def serve(name: str, cookie: str, *, install: bool = False,
         name: the node name, ``claude@HOST``.
         cookie: the distribution cookie (never logged).
         install: install the pinned CLI if none is found.
+        max_clis: run at most that many CLIs at once (a `claudecode.CLIBudget`
+            shared by every session placed here).
         **node_options: more `otpy.run` options (``epmd_port``, ``tls``, ...).
     """
-    otpy.run(_main, install, node=name, cookie=cookie, rpc_allow=["claudecode.sandbox:*"],
-             **node_options)
+    otpy.run(_main, install, max_clis, node=name, cookie=cookie,
+             rpc_allow=["claudecode.sandbox:*"], **node_options)

@@ -370,6 +370,7 @@ class _PortProcess:
         self.reason: ExitReason | None = None
         self.ready_info: dict[str, Any] | None = None
         self.fast_stop = False  # a spare that was never used: no graceful wait
+        self.signalled = False  # we sent the CLI a signal while it was running
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -400,9 +401,13 @@ class _PortProcess:
             with trio.CancelScope(shield=True):
                 await self._stop_cli()
         reason = self.reason
+        child = self.child
+        assert child is not None
         if reason is None or isinstance(reason, CLIExited):
-            child = self.child
-            assert child is not None
+            reason = CLIExited(child.returncode, self._stderr_tail())
+        elif not self.signalled and child.returncode is not None and child.returncode < 0:
+            # Asked to stop, but a signal we did not send ended the CLI
+            # (killed while it was being stopped): say so.
             reason = CLIExited(child.returncode, self._stderr_tail())
         raise ProcessExit(reason)
 
@@ -421,11 +426,13 @@ class _PortProcess:
             # nobody wants that turn any more, so go on to SIGTERM at once.
             # An unused spare has nothing to save: straight to SIGKILL.
             if self.fast_stop:
+                self.signalled = True
                 child.signal_group(signal.SIGKILL)
             elif not self.proto.turn_active:
                 with trio.move_on_after(cfg.close_timeout):
                     await child.wait()
         if child.returncode is None:
+            self.signalled = True
             child.signal_group(signal.SIGTERM)
             with trio.move_on_after(cfg.term_timeout):
                 await child.wait()
