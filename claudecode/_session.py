@@ -207,6 +207,31 @@ class _Slot:
     limit: int | None = None
 
 
+@attrs.define(eq=False, slots=True)
+class _Life:
+    """The CLI's life in a session: budgets and slots, hibernation, counts.
+
+    One slotted object instead of fifteen attributes of the session keeps a
+    session small (an instance dict with many keys is several times larger).
+    """
+
+    budgets: list[Any]  # the budgets a CLI needs a slot of (pids or names)
+    slots: list[_Slot] = attrs.Factory(list)
+    rest_state: str = "none"  # the state to return to when a start fails
+    resume_id: str | None = None  # the conversation the next CLI resumes
+    cli_results: int = 0  # results from the current CLI
+    cli_own_turn: bool = False  # the CLI runs a turn of its own
+    bg_tasks: bool = False  # the CLI has background tasks running
+    idle_since: float | None = None
+    stopping: tuple[Pid, Ref] | None = None  # the adapter of a hibernation
+    stopping_deadline: float | None = None
+    adopted: bool = False  # the adapter is a budget's spare, not ready yet
+    cli_starts: int = 0
+    hibernations: int = 0
+    resumes: int = 0
+    spares_adopted: int = 0
+
+
 @attrs.define(eq=False)
 class _Subscriber:
     pid: Pid
@@ -349,22 +374,9 @@ class Session(otpy.GenServer):
     lifecycle_seen: bool
     startup_servers: frozenset[str]
     subscribers: dict[Ref, _Subscriber]
-    backlog: deque[Message]
+    backlog: deque[Message] | None
     backlog_dropped: int
-    budgets: list[Any]
-    slots: list[_Slot]
-    rest_state: str
-    resume_id: str | None
-    cli_results: int
-    cli_own_turn: bool
-    bg_tasks: bool
-    idle_since: float | None
-    stopping: tuple[Pid, Ref] | None
-    stopping_deadline: float | None
-    adopted: bool
-    cli_starts: int
-    hibernations: int
-    resumes: int
+    life: _Life
 
     async def init(self, options: Options, prepared: Any, owner: Pid | None = None) -> None:
         self.options = options
@@ -393,23 +405,11 @@ class Session(otpy.GenServer):
         self.startup_servers = frozenset(
             k for k, v in (options.mcp_servers or {}).items() if not is_sdk_mcp_server(v))
         self.subscribers = {}
-        self.backlog = deque()
+        self.backlog = None  # created when first needed (an empty deque is ~600 bytes)
         self.backlog_dropped = 0
-        self.budgets = [b for b in (options.cli_budget, self.adapter_config.cli_budget(prepared))
-                        if b is not None]
-        self.slots = []
-        self.rest_state = "none"
-        self.resume_id = None
-        self.cli_results = 0
-        self.cli_own_turn = False
-        self.bg_tasks = False
-        self.idle_since = None
-        self.stopping = None
-        self.stopping_deadline = None
-        self.adopted = False
-        self.cli_starts = 0
-        self.hibernations = 0
-        self.resumes = 0
+        self.life = _Life([b for b in (options.cli_budget,
+                                       self.adapter_config.cli_budget(prepared))
+                           if b is not None])
         self.idle_timeout = None  # set after each message: the session's next deadline
 
     # ------------------------------------------------------------ calls
@@ -497,12 +497,12 @@ class Session(otpy.GenServer):
             not isinstance(timeout, bool) and timeout > 0 else None
         request.queued_at = trio.current_time()
         self.queue.append(request)
-        if self.adapter_state == "waiting" and any(s.limit is not None for s in self.slots):
+        if self.adapter_state == "waiting" and any(s.limit is not None for s in self.life.slots):
             self._tell_waiting(request)
 
     def _subscribe(self, ref: Ref, pid: Pid, include_turns: bool) -> Any:
         self.subscribers[ref] = _Subscriber(pid, otpy.monitor(pid), include_turns)
-        backlog, self.backlog = self.backlog, deque()
+        backlog, self.backlog = self.backlog or (), None
         if self.backlog_dropped:
             logger.info("session %r: %d messages outside turns were dropped before anyone "
                         "subscribed", self.pid, self.backlog_dropped)
@@ -525,10 +525,13 @@ class Session(otpy.GenServer):
             otpy.send(sub.pid, (SUBSCRIPTION_TAG, ref, "message", msg))
             delivered = True
         if not delivered and not in_turn:
-            if len(self.backlog) >= BACKLOG_SIZE:
-                self.backlog.popleft()
+            backlog = self.backlog
+            if backlog is None:
+                backlog = self.backlog = deque()
+            if len(backlog) >= BACKLOG_SIZE:
+                backlog.popleft()
                 self.backlog_dropped += 1
-            self.backlog.append(msg)
+            backlog.append(msg)
 
     async def _set_mcp_servers(self, servers: Any, caller: Any) -> Any:
         from claudecode._options import is_sdk_mcp_server
@@ -622,11 +625,12 @@ class Session(otpy.GenServer):
             "permission_mode": self.options.permission_mode,
             "last_error": self.last_error,
             "degraded": self.degraded,
-            "cli_starts": self.cli_starts,
-            "hibernations": self.hibernations,
-            "resumes": self.resumes,
-            "cli_budgets": [s.pid if s.pid is not None else s.budget for s in self.slots]
-            or list(self.budgets),
+            "cli_starts": self.life.cli_starts,
+            "hibernations": self.life.hibernations,
+            "resumes": self.life.resumes,
+            "spares_adopted": self.life.spares_adopted,
+            "cli_budgets": [s.pid if s.pid is not None else s.budget for s in self.life.slots]
+            or list(self.life.budgets),
         }
 
     # ------------------------------------------------------------ casts / info
@@ -656,10 +660,10 @@ class Session(otpy.GenServer):
         elif t is Down:
             if message.ref == self.owner_ref:
                 raise otpy.Stop(otpy.Normal())
-            if self.stopping is not None and message.ref == self.stopping[1]:
+            if self.life.stopping is not None and message.ref == self.life.stopping[1]:
                 await self._stopped(message.reason)
                 return
-            if any(s.monitor == message.ref for s in self.slots):
+            if any(s.monitor == message.ref for s in self.life.slots):
                 self._budget_down(message.reason)
                 return
             gone = [r for r, sub in self.subscribers.items() if sub.monitor == message.ref]
@@ -693,7 +697,7 @@ class Session(otpy.GenServer):
         self.adapter_state = "ready"
         self.info = dict(info)
         self.last_error = None
-        self.adopted = False
+        self.life.adopted = False
         for caller in self.warm_waiters:
             _reply(caller, ("ok", dict(self.info)))
         self.warm_waiters = []
@@ -711,7 +715,7 @@ class Session(otpy.GenServer):
                 _last_session_ids[_name_key(self.options.name)] = sid
             self.session_id = sid
         if type(msg) is BackgroundTasksChangedMessage:
-            self.bg_tasks = bool(msg.tasks)
+            self.life.bg_tasks = bool(msg.tasks)
         request = self._owner_of(msg)
         if request is None:
             self._outside_turn(msg)
@@ -726,7 +730,7 @@ class Session(otpy.GenServer):
             self._publish(msg, in_turn=True)
         if isinstance(msg, ResultMessage):
             self.turns += 1
-            self.cli_results += 1
+            self.life.cli_results += 1
             self.owner = None
             if not request.abandoned and not msg.is_error:
                 self.degraded = None
@@ -749,10 +753,10 @@ class Session(otpy.GenServer):
         if isinstance(msg, CommandLifecycleMessage):
             active = self.active
             if msg.state == "started" and (active is None or msg.command_uuid not in active.sent):
-                self.cli_own_turn = True
+                self.life.cli_own_turn = True
         elif isinstance(msg, ResultMessage):
-            self.cli_own_turn = False
-            self.cli_results += 1
+            self.life.cli_own_turn = False
+            self.life.cli_results += 1
 
     def _owner_of(self, msg: Message) -> _Request | None:
         """The query a message belongs to, or ``None`` for a message outside our turns."""
@@ -952,24 +956,24 @@ class Session(otpy.GenServer):
         state = self.adapter_state
         if state != "none" and state != "hibernated":
             return  # starting, waiting, ready — or hibernating: it wakes when stopped
-        self.rest_state = state
-        if not self.budgets:
+        self.life.rest_state = state
+        if not self.life.budgets:
             await self._start_adapter()
             return
         self.adapter_state = "waiting"
-        self.slots = [_Slot(b) for b in self.budgets]
+        self.life.slots = [_Slot(b) for b in self.life.budgets]
         await self._acquire_next()
 
     async def _acquire_next(self) -> None:
         """Ask the next budget for a slot (one at a time, in order: no deadlock
         between budgets); once every slot is granted, start the CLI."""
-        for slot in self.slots:
+        for slot in self.life.slots:
             if slot.granted:
                 continue
             if slot.token is None:
                 slot.token = _make_ref()
                 slot.monitor = otpy.monitor(slot.budget)
-                offer = self._spare_offer(slot.budget) if len(self.slots) == 1 else None
+                offer = self._spare_offer(slot.budget) if len(self.life.slots) == 1 else None
                 with contextlib.suppress(otpy.NotRegisteredError):  # the monitor says NoProc
                     otpy.send(slot.budget, (BUDGET_TAG, "acquire", slot.token, self.pid, offer))
             return
@@ -977,7 +981,7 @@ class Session(otpy.GenServer):
 
     def _spare_offer(self, budget: Any) -> Any:
         """What a local budget needs to adopt a spare for this start, if possible."""
-        if self.resume_id is not None:
+        if self.life.resume_id is not None:
             return None
         node = current().node
         try:
@@ -990,7 +994,7 @@ class Session(otpy.GenServer):
 
     async def _from_budget(self, message: tuple[Any, ...]) -> None:
         budget, kind, token = message[1], message[2], message[3]
-        slot = next((s for s in self.slots if s.token == token), None)
+        slot = next((s for s in self.life.slots if s.token == token), None)
         if kind == "grant":
             spare = message[4] if len(message) > 4 else None
             if slot is None or slot.granted or self.adapter_state != "waiting":
@@ -1012,7 +1016,7 @@ class Session(otpy.GenServer):
                 for request in self.queue:
                     self._tell_waiting(request)
         elif kind == "hibernate" and slot is not None and slot.granted and \
-                self.adapter_state == "ready" and self.idle_since is not None and \
+                self.adapter_state == "ready" and self.life.idle_since is not None and \
                 self._hibernatable():
             self._hibernate("budget")
 
@@ -1033,13 +1037,13 @@ class Session(otpy.GenServer):
         logger.warning("session %r: its CLI budget is gone: %s", self.pid,
                        describe_reason(reason))
         if waiting:  # no slot will come: the waiting callers get the budget's reason
-            self.adapter_state = self.rest_state
+            self.adapter_state = self.life.rest_state
             self._fail_all(reason)
 
     def _drop_slots(self) -> None:
         """Forget the slots: each budget gets a cancel (a slot whose adapter claimed
         it stays taken until that adapter has exited)."""
-        slots, self.slots = self.slots, []
+        slots, self.life.slots = self.life.slots, []
         for slot in slots:
             if slot.monitor is not None:
                 otpy.demonitor(slot.monitor, flush=True)
@@ -1049,7 +1053,7 @@ class Session(otpy.GenServer):
                               (BUDGET_TAG, "cancel", slot.token))
 
     def _tell_budgets(self, kind: str) -> None:
-        for slot in self.slots:
+        for slot in self.life.slots:
             if slot.granted and slot.token is not None:
                 otpy.send(slot.pid if slot.pid is not None else slot.budget,
                           (BUDGET_TAG, kind, slot.token))
@@ -1061,10 +1065,10 @@ class Session(otpy.GenServer):
     def _launch_options(self) -> Options:
         """The options the next CLI starts with: after a hibernation, a resume of
         the conversation (``--resume`` of its id, never a second fork)."""
-        if self.resume_id is None:
+        if self.life.resume_id is None:
             return self.options
         return self.options.merge(
-            resume=self.resume_id, fork_session=False, continue_conversation=False,
+            resume=self.life.resume_id, fork_session=False, continue_conversation=False,
             session_id=None, resume_session_at=None, resume_drops_turn=None)
 
     def _fresh_cli(self, how: str) -> None:
@@ -1072,12 +1076,14 @@ class Session(otpy.GenServer):
         self.adapter_state = "starting"
         self.owner = None
         self.lifecycle_seen = False
-        self.cli_results = 0
-        self.cli_own_turn = False
-        self.bg_tasks = False
-        self.cli_starts += 1
+        self.life.cli_results = 0
+        self.life.cli_own_turn = False
+        self.life.bg_tasks = False
+        self.life.cli_starts += 1
         if how == "resume":
-            self.resumes += 1
+            self.life.resumes += 1
+        elif how == "spare":
+            self.life.spares_adopted += 1
         # telemetry: ("claudecode", "cli", "start") goes here — the one place a
         # session's CLI starts (metadata: how, the session's pid and name).
 
@@ -1089,8 +1095,8 @@ class Session(otpy.GenServer):
         otpy.send(self.adapter, (ADAPTER_TAG, "stderr", self.pid if wanted else None))
 
     async def _start_adapter(self) -> None:
-        self._fresh_cli("resume" if self.resume_id is not None else "cold")
-        gates = tuple((s.pid, s.token) for s in self.slots if s.granted)
+        self._fresh_cli("resume" if self.life.resume_id is not None else "cold")
+        gates = tuple((s.pid, s.token) for s in self.life.slots if s.granted)
         try:
             options = self._launch_options()
             if gates:
@@ -1102,7 +1108,7 @@ class Session(otpy.GenServer):
         except Exception as exc:
             logger.error("session %r: the adapter failed to start: %r", self.pid, exc)
             self.adapter = None
-            self.adapter_state = self.rest_state
+            self.adapter_state = self.life.rest_state
             self._drop_slots()
             self.last_error = AdapterFailed(f"{type(exc).__name__}: {exc}")
             self._fail_all(self.last_error)
@@ -1110,17 +1116,17 @@ class Session(otpy.GenServer):
     def _adopt(self, spare: Pid) -> None:
         """Take a budget's spare CLI (started ahead with these very options)."""
         self._fresh_cli("spare")
-        self.adopted = True
+        self.life.adopted = True
         self.adapter = spare
         otpy.link(spare)  # a spare gone already reports NoProc through the link
         self._send_stderr_wish()
 
     async def _adapter_down(self, reason: ExitReason) -> None:
         was_ready = self.adapter_state == "ready"
-        adopted = self.adopted
+        adopted = self.life.adopted
         self.adapter = None
-        self.adopted = False
-        self.adapter_state = self.rest_state
+        self.life.adopted = False
+        self.adapter_state = self.life.rest_state
         self.info = {}
         self._drop_slots()
         if adopted and not was_ready:
@@ -1149,28 +1155,28 @@ class Session(otpy.GenServer):
         wait, then start the next CLI (`_stopped`)."""
         pid = self.adapter
         assert pid is not None
-        if self.cli_results and self.session_id is not None:
-            self.resume_id = self.session_id  # else: nothing new to resume
+        if self.life.cli_results and self.session_id is not None:
+            self.life.resume_id = self.session_id  # else: nothing new to resume
         self.adapter = None
         self.adapter_state = "hibernating"
         self.info = {}
-        self.idle_since = None
+        self.life.idle_since = None
         self._drop_slots()  # each budget frees the slot once the adapter has exited
         otpy.unlink(pid)
-        self.stopping = (pid, otpy.monitor(pid))
-        self.stopping_deadline = trio.current_time() + self.adapter_config.shutdown_bound + 1.0
+        self.life.stopping = (pid, otpy.monitor(pid))
+        self.life.stopping_deadline = trio.current_time() + self.adapter_config.shutdown_bound + 1.0
         otpy.exit(pid, otpy.Shutdown())
-        self.hibernations += 1
+        self.life.hibernations += 1
         # telemetry: ("claudecode", "cli", "hibernate") goes here — the one place
         # a session stops its CLI and keeps the conversation (why: "idle" | "budget").
         logger.debug("session %r hibernates (%s), conversation %s", self.pid, why,
-                     self.resume_id)
+                     self.life.resume_id)
 
     async def _stopped(self, reason: ExitReason) -> None:
         """The hibernating CLI is gone (``reason``: `CLIExited` if something else
         killed it meanwhile; the conversation is on disk all the same)."""
-        self.stopping = None
-        self.stopping_deadline = None
+        self.life.stopping = None
+        self.life.stopping_deadline = None
         if isinstance(reason, CLIExited):
             logger.warning("session %r: its CLI ended while hibernating: %s", self.pid,
                            describe_reason(reason))
@@ -1184,12 +1190,12 @@ class Session(otpy.GenServer):
         """A deadline passed: a stop that takes too long, a query waiting too long
         for a CLI slot, or the CLI's idle timeout."""
         now = trio.current_time()
-        if self.stopping is not None and self.stopping_deadline is not None and \
-                now >= self.stopping_deadline:
-            self.stopping_deadline = None
-            otpy.exit(self.stopping[0], otpy.Kill())
+        if self.life.stopping is not None and self.life.stopping_deadline is not None and \
+                now >= self.life.stopping_deadline:
+            self.life.stopping_deadline = None
+            otpy.exit(self.life.stopping[0], otpy.Kill())
         if self.adapter_state == "waiting":
-            limit = next((s.limit for s in self.slots if s.limit is not None), None)
+            limit = next((s.limit for s in self.life.slots if s.limit is not None), None)
             for request in [r for r in self.queue
                             if r.timeout is not None and now >= r.queued_at + r.timeout]:
                 self.queue.remove(request)
@@ -1197,43 +1203,44 @@ class Session(otpy.GenServer):
                     self._tell(request, "error", CLISlotTimeout(now - request.queued_at, limit))
                 self._forget(request)
         timeout = self.options.cli_idle_timeout
-        if self.idle_since is not None and timeout is not None and \
-                now >= self.idle_since + timeout and self._hibernatable():
+        if self.life.idle_since is not None and timeout is not None and \
+                now >= self.life.idle_since + timeout and self._hibernatable():
             self._hibernate("idle")
 
     def _after(self) -> None:
         """After every message: report idle/busy changes to the budgets, give up a
         slot nobody needs any more, and arm the next deadline."""
+        life = self.life
         state = self.adapter_state
         if state == "ready":
             idle = (self.active is None and not self.queue and not self.controls
                     and not self.internal_controls and not self.deferred
-                    and not self.warm_waiters and not self.cli_own_turn and not self.bg_tasks)
+                    and not self.warm_waiters and not life.cli_own_turn and not life.bg_tasks)
             if idle:
-                if self.idle_since is None:
-                    self.idle_since = trio.current_time()
-                    if self.slots and self._hibernatable():
+                if life.idle_since is None:
+                    life.idle_since = trio.current_time()
+                    if life.slots and self._hibernatable():
                         self._tell_budgets("idle")
-            elif self.idle_since is not None:
-                self.idle_since = None
-                if self.slots and self._hibernatable():
+            elif life.idle_since is not None:
+                life.idle_since = None
+                if life.slots and self._hibernatable():
                     self._tell_budgets("busy")
         else:
-            self.idle_since = None
+            life.idle_since = None
             if state == "waiting" and not self._wants_cli():
                 self._drop_slots()
-                self.adapter_state = self.rest_state
+                self.adapter_state = life.rest_state
         when: float | None = None
         timeout = self.options.cli_idle_timeout
-        if self.idle_since is not None and timeout is not None and self._hibernatable():
-            when = self.idle_since + timeout
+        if life.idle_since is not None and timeout is not None and self._hibernatable():
+            when = life.idle_since + timeout
         if self.adapter_state == "waiting":
             for request in self.queue:
                 if request.timeout is not None:
                     due = request.queued_at + request.timeout
                     when = due if when is None else min(when, due)
-        if self.stopping_deadline is not None:
-            due = self.stopping_deadline
+        if life.stopping_deadline is not None:
+            due = life.stopping_deadline
             when = due if when is None else min(when, due)
         self.idle_timeout = None if when is None else max(0.0, when - trio.current_time())
 
@@ -1267,16 +1274,16 @@ class Session(otpy.GenServer):
         self.adapter = None
         self.adapter_state = "none"
         self.info = {}
-        self.idle_since = None
+        self.life.idle_since = None
         waits: list[tuple[Pid, Ref]] = []
         if pid is not None:
             otpy.unlink(pid)
             waits.append((pid, otpy.monitor(pid)))
             otpy.exit(pid, otpy.Shutdown())
-        if self.stopping is not None:
-            waits.append(self.stopping)
-            self.stopping = None
-            self.stopping_deadline = None
+        if self.life.stopping is not None:
+            waits.append(self.life.stopping)
+            self.life.stopping = None
+            self.life.stopping_deadline = None
         self._drop_slots()
         bound = self.adapter_config.shutdown_bound + 1.0
         for stopping, ref in waits:
@@ -1293,8 +1300,8 @@ class Session(otpy.GenServer):
         await self._stop_adapter()
         self._fail_all(_CLEARED)
         self.session_id = None
-        self.resume_id = None
-        self.rest_state = "none"
+        self.life.resume_id = None
+        self.life.rest_state = "none"
         self.last_error = None
         self.degraded = None
         self.options = self.options.merge(
@@ -1428,9 +1435,12 @@ async def health(session: Any, timeout: float | None = 5.0) -> Health:
     ``"healthy"``: the CLI is up (or not started yet: it starts on demand).
     ``"degraded"``: the CLI is up but the last turn lost a line over
     ``max_buffer_size`` or a control request timed out (cleared by the next
-    successful turn). ``("unhealthy", "provisioning")``: the CLI is starting.
-    ``("unhealthy", reason)``: the last start failed with ``reason`` (typed,
-    e.g. :class:`~claudecode._errors.CLIExited`).
+    successful turn). ``"hibernated"``: the CLI was stopped (idle timeout or
+    CLI budget) and the conversation kept; the next query resumes it.
+    ``("unhealthy", "provisioning")``: the CLI is starting (or waiting for a
+    CLI slot). ``("unhealthy", reason)``: the last start failed with
+    ``reason`` (typed, e.g. :class:`~claudecode._errors.CLIExited`), or the CLI
+    was killed while hibernating (cleared when a CLI is up again).
 
     Args:
         session: a pid or a name.
@@ -1473,10 +1483,13 @@ async def adapter_info(session: Any, timeout: float | None = 5.0) -> dict[str, A
         timeout: call timeout in seconds.
 
     Returns:
-        A dict: ``adapter``, ``adapter_pid``, ``state`` ("none" | "starting" |
-        "ready"), ``os_pid`` (the CLI's process id when running),
-        ``cli_path``, ``session_id``, ``cwd``, ``queued``, ``active``, ``turns``,
-        ``model``, ``permission_mode``, ``last_error``, ``degraded``.
+        A dict: ``adapter``, ``adapter_pid``, ``state`` ("none" | "waiting"
+        for a CLI slot | "starting" | "ready" | "hibernating" | "hibernated"),
+        ``os_pid`` (the CLI's process id when running), ``cli_path``,
+        ``session_id``, ``cwd``, ``queued``, ``active``, ``turns``, ``model``,
+        ``permission_mode``, ``last_error``, ``degraded``, ``cli_starts``,
+        ``hibernations``, ``resumes``, ``spares_adopted`` (counts) and
+        ``cli_budgets`` (the budgets its CLI slots come from).
     """
     return await otpy.call(session, ("info",), timeout)  # type: ignore[no-any-return]
 
