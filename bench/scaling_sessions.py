@@ -260,16 +260,19 @@ def memory_runner(args: argparse.Namespace) -> None:
             tm0 = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
             mine: list[Any] = []
             if kind == "hibernated":
+                # 16 conversations in flight at a time, as users arrive (a burst of
+                # 1,000 queued queries would measure the queue, not the sessions)
+                arriving = trio.Semaphore(16)
+
                 async def one() -> None:
-                    s = await claudecode.start(cli_budget=budget, **options)
-                    mine.append(s)
-                    await claudecode.stream(s, "hi").final_text()
+                    async with arriving:
+                        s = await claudecode.start(cli_budget=budget, **options)
+                        mine.append(s)
+                        await claudecode.stream(s, "hi").final_text()
 
                 async with trio.open_nursery() as nursery:
-                    for i in range(n):
+                    for _ in range(n):
                         nursery.start_soon(one)
-                        if i % 8 == 7:
-                            await trio.sleep(0.01)
                 while True:  # every CLI hibernates (idle timeout 0.2 s)
                     states = {(await claudecode.adapter_info(s))["state"] for s in mine}
                     if states == {"hibernated"}:

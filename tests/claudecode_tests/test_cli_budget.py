@@ -486,3 +486,67 @@ def test_supervisor_rejects_bad_budgets() -> None:
             await claudecode.Supervisor.start_link([], prewarm_spares=1)
 
     _run(main)
+
+
+def test_sandbox_max_clis_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    from claudecode._cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["sandbox", "--name", "claude@host", "--max-clis", "3"])
+    assert args.max_clis == 3
+    assert parser.parse_args(["sandbox", "--name", "claude@host"]).max_clis is None
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["sandbox", "--name", "claude@host", "--max-clis", bad])
+    assert "--max-clis" in capsys.readouterr().err
+
+
+def test_book_spares_are_adopted_discarded_and_refilled() -> None:
+    book = BudgetBook(3, 1)
+    effects = book.acquire("t1", "a", key="K")
+    assert effects[0] == ("grant", "t1", "a", None)
+    assert effects[1][0] == "start_spare" and effects[1][2] == "K"  # one spare, from a's options
+    spare = effects[1][1]
+    assert book.live == 2
+    book.spare_ready(spare)
+    # b, a new conversation with the same options: adopts the spare
+    effects = book.acquire("t2", "b", key="K")
+    assert effects[0] == ("grant", "t2", "b", spare)
+    assert effects[1][0] == "start_spare"  # refilled in the free slot
+    second = effects[1][1]
+    assert book.live == 3 and book.spares_adopted == 1
+    assert book.claim("t1", "adapter-a")
+    assert not book.claim("t2", "x")  # an adopted spare is claimed already
+    book.idle("t1")
+    book.idle("t2")
+    # c must resume (no key): the spare goes first (nothing to save), no one hibernates
+    effects = book.acquire("t3", "c")
+    assert effects == [("discard_spare", second), ("queued", "t3", "c")]
+    effects = book.adapter_down(second)
+    assert effects[0] == ("grant", "t3", "c", None)
+    # full, no spare: the longest idle session is asked to hibernate to refill it
+    assert effects[1:] == [("hibernate", "t1", "a")]
+    effects = book.adapter_down("adapter-a")
+    assert effects and effects[0][0] == "start_spare"
+    assert book.live == 3
+
+
+def test_book_stops_making_spares_that_die_before_ready() -> None:
+    book = BudgetBook(2, 1)
+    effects = book.acquire("t1", "a", key="K")
+    for _ in range(3):
+        spare = next(e[1] for e in effects if e[0] == "start_spare")
+        effects = book.adapter_down(spare)  # died before it was ready
+    assert not any(e[0] == "start_spare" for e in effects)
+    assert book.spare_by_id == {}
+    # a new template (other options) is tried again
+    effects = book.acquire("t2", "b", key="K2")
+    assert ("grant", "t2", "b", None) in effects
+
+
+def test_book_a_new_template_discards_the_old_spares() -> None:
+    book = BudgetBook(3, 1)
+    effects = book.acquire("t1", "a", key="K")
+    old = next(e[1] for e in effects if e[0] == "start_spare")
+    effects = book.acquire("t2", "b", key="K2")
+    assert ("discard_spare", old) in effects and ("grant", "t2", "b", None) in effects
