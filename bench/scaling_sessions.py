@@ -12,7 +12,7 @@ classified from the session's counters: *warm* (its CLI was up), *resumed*
 that started a CLI) or *spare* (a first turn that adopted a budget's spare).
 Sampled every 0.25 s: live CLIs (``claude`` children, from /proc), the app
 process's RSS, and the CLIs' RSS and USS (private memory, from
-``smaps_rollup``). Run once without and once with ``--spares`` spares.
+``smaps_rollup``). One run per ``--spares`` value (default: 0 and 2).
 
 Phase ``memory`` (a stub CLI, bench/_stub_cli.py, through the real Port
 adapter): the app-node cost of ``--memory-sessions`` (1,000) *hibernated*
@@ -374,7 +374,8 @@ def main() -> None:
     ap.add_argument("--conversations", type=int, default=200)
     ap.add_argument("--turns", type=int, default=3)
     ap.add_argument("--max-clis", type=int, default=8)
-    ap.add_argument("--spares", type=int, default=2, help="spares of the second run (0: one run)")
+    ap.add_argument("--spares", default="0,2",
+                    help="prewarm_spares of each run, comma-separated (default 0,2)")
     ap.add_argument("--window", type=float, default=240.0)
     ap.add_argument("--think", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=1)
@@ -389,16 +390,15 @@ def main() -> None:
         memory_runner(args)
         return
     if args.smoke:  # one run without spares (tests cover them), one memory measurement
-        args.conversations, args.turns, args.max_clis, args.spares = 3, 2, 2, 0
+        args.conversations, args.turns, args.max_clis, args.spares = 3, 2, 2, "0"
         args.window, args.think, args.memory_sessions = 1.0, 0.5, 20
     note = "smoke run" if args.smoke else wait_quiet(limit=60)
     note += f"; loadavg {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs; page {PAGE} B"
     runs: list[dict[str, Any]] = []
     memory = None
     if args.phase in ("all", "run"):
-        runs.append(run_phase(args, 0))
-        if args.spares:
-            runs.append(run_phase(args, args.spares))
+        for spares in args.spares.split(","):
+            runs.append(run_phase(args, int(spares)))
     if args.phase in ("all", "memory"):
         memory = memory_phase(args)
     report(runs, memory, note)

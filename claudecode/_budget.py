@@ -17,7 +17,8 @@ query's timeout. Optionally the budget keeps ``prewarm_spares`` CLIs started
 ahead from the options of the last new session that could use one, so that a
 new conversation's first turn skips the CLI's start-up; a session that must
 resume a conversation (a spare cannot: ``--resume`` is fixed when the CLI
-starts) takes a spare's slot instead, which is freed at once.
+starts) hibernates an idle CLI as usual, and takes a spare's slot only when
+no CLI is idle (an unused spare is stopped at once).
 
 The bookkeeping is :class:`BudgetBook`, a pure state machine (events in,
 effects out); :class:`CLIBudget` is the process around it. Messages (plain
@@ -361,15 +362,20 @@ class BudgetBook:
         pending = sum(1 for h in self.holders.values() if h.asked or h.leaving) + \
             sum(1 for s in self.spare_by_id.values() if s.dying)
         need = len(self.waiters) - pending
-        if need > 0:  # spares go first (nothing is lost), then the longest idle CLIs
+        if need > 0:
+            # The longest idle CLIs hibernate first; a spare is discarded only
+            # when no CLI is idle (it cost a start-up: throwing it away while
+            # an idle CLI could go instead wastes that CPU, measured).
+            asked = self._ask(need)
+            effects += asked
+            need -= len(asked)
             for spare in self.spare_by_id.values():
-                if need == 0:
+                if need <= 0:
                     break
                 if not spare.dying:
                     spare.dying = True
                     effects.append(("discard_spare", spare.id))
                     need -= 1
-            effects += self._ask(need)
         elif not self.waiters and self.spares and self.template is not None and \
                 self.template_failures < SPARE_FAILURES:
             have = sum(1 for s in self.spare_by_id.values() if not s.dying)

@@ -518,15 +518,20 @@ def test_book_spares_are_adopted_discarded_and_refilled() -> None:
     assert book.claim("t1", "adapter-a")
     assert not book.claim("t2", "x")  # an adopted spare is claimed already
     book.idle("t1")
-    book.idle("t2")
-    # c must resume (no key): the spare goes first (nothing to save), no one hibernates
+    # c must resume (no key): a's idle CLI hibernates; the spare (a start-up's
+    # worth of CPU) stays
     effects = book.acquire("t3", "c")
-    assert effects == [("discard_spare", second), ("queued", "t3", "c")]
-    effects = book.adapter_down(second)
-    assert effects[0] == ("grant", "t3", "c", None)
-    # full, no spare: the longest idle session is asked to hibernate to refill it
-    assert effects[1:] == [("hibernate", "t1", "a")]
-    effects = book.adapter_down("adapter-a")
+    assert effects == [("hibernate", "t1", "a"), ("queued", "t3", "c")]
+    assert book.adapter_down("adapter-a") == [("grant", "t3", "c", None)]
+    assert book.claim("t3", "adapter-c")
+    # d must resume and no CLI is idle: the spare goes, at once
+    effects = book.acquire("t4", "d")
+    assert effects == [("discard_spare", second), ("queued", "t4", "d")]
+    assert book.adapter_down(second)[0] == ("grant", "t4", "d", None)
+    assert book.claim("t4", "adapter-d")
+    # no spare, no free slot: the spare comes back once a CLI is idle (it hibernates)
+    assert book.idle("t3") == [("hibernate", "t3", "c")]
+    effects = book.adapter_down("adapter-c")
     assert effects and effects[0][0] == "start_spare"
     assert book.live == 3
 
