@@ -3,29 +3,33 @@
 Phase ``run`` (the real CLI): ``--conversations`` sessions (200) under one
 ``claudecode.Supervisor`` with ``max_live_clis`` (8), all open from the start;
 each conversation has ``--turns`` (3) turns: the first at a uniformly random
-time in ``[0, --window)``, each next one an exponential think time (mean
-``--think`` s) after the previous answer. FakeAnthropic runs in its own process
-and echoes (``echo #N: prompt``, N = messages the CLI sent), so every answer
-proves the conversation was kept: turn k must answer ``#2k``. Each turn is
-classified from the session's counters: *warm* (its CLI was up), *resumed*
-(a CLI started with ``--resume`` after a hibernation), *cold* (a first turn
-that started a CLI) or *spare* (a first turn that adopted a budget's spare).
-Sampled every 0.25 s: live CLIs (``claude`` children, from /proc), the app
-process's RSS, and the CLIs' RSS and USS (private memory, from
-``smaps_rollup``). One run per ``--spares`` value (default: 0 and 2).
+time in ``[0, --window)`` (420 s), each next one an exponential think time
+(mean ``--think``, 30 s) after the previous answer. FakeAnthropic runs in its
+own process and echoes (``echo #N: prompt``, N = messages the CLI sent), so
+every answer proves the conversation was kept: turn k must answer ``#2k``.
+Each turn is classified from the session's counters: *warm* (its CLI was up),
+*resumed* (a CLI started with ``--resume`` after a hibernation), *cold* (a
+first turn that started a CLI) or *spare* (a first turn that adopted a
+budget's spare). Sampled every 0.25 s: live CLIs (``claude`` children, from
+/proc), the app process's RSS, and the CLIs' RSS and USS (private memory,
+from ``smaps_rollup``). One run per ``--spares`` value (default: 0 and 2),
+with the sessions' ``cli_idle_timeout`` set by ``--idle-timeout`` (default
+none).
 
 Phase ``memory`` (a stub CLI, bench/_stub_cli.py, through the real Port
 adapter): the app-node cost of ``--memory-sessions`` (1,000) *hibernated*
 sessions — each had a CLI and a conversation, then hibernated — as the RSS
 delta of a fresh process (and, in a second process, tracemalloc's count),
-next to sessions that never started a CLI.
+next to sessions that never started a CLI; a second batch of as many gives
+the marginal cost.
 
-    python bench/scaling_sessions.py                 # both phases (~10 minutes)
-    python bench/scaling_sessions.py --phase memory
+    python bench/scaling_sessions.py                 # both phases (~30 minutes)
+    python bench/scaling_sessions.py --phase run --spares 0,2 --idle-timeout 15
+    python bench/scaling_sessions.py --phase memory  # (~8 minutes)
     python bench/scaling_sessions.py --smoke         # tiny sizes (a test runs this)
 
-Results: a JSON line per phase in bench/results/scaling-<time>.jsonl, and
-markdown tables on stdout (bench/README.md, section 5).
+Results: one JSON line in bench/results/scaling-<time>.jsonl, and markdown
+tables on stdout (bench/README.md, section 5).
 """
 
 from __future__ import annotations
@@ -130,7 +134,7 @@ def run_phase(args: argparse.Namespace, spares: int) -> dict[str, Any]:
     with FakeServer(ECHO) as fake:
         env, cwd = private_env(fake.env, "cc-scaling-")
         options = {"env": env, "cwd": cwd, "cli_path": cli, "system_prompt": SYSTEM_PROMPT,
-                   "timeout": 600.0}
+                   "timeout": 600.0, "cli_idle_timeout": args.idle_timeout}
 
         async def conversation(i: int) -> None:
             name = f"c{i}"
@@ -215,6 +219,7 @@ def run_phase(args: argparse.Namespace, spares: int) -> dict[str, Any]:
         "spares": spares,
         "conversations": args.conversations, "turns_per_conversation": args.turns,
         "max_live_clis": args.max_clis, "window_s": args.window, "think_s": args.think,
+        "cli_idle_timeout": args.idle_timeout,
         "turns": len(turns), "ok": sum(t.ok for t in turns),
         "errors": [t.error for t in turns if not t.ok][:10],
         "lost_context": sum(1 for t in turns if t.error and t.error.startswith("context lost")),
@@ -334,7 +339,8 @@ def memory_phase(args: argparse.Namespace) -> dict[str, Any]:
 def report(runs: list[dict[str, Any]], memory: dict[str, Any] | None, note: str) -> None:
     print(f"\n_{note}_\n")
     if runs:
-        print("| spares | turns ok / total | lost context | peak live CLIs (/proc, budget) "
+        print("| spares, idle timeout | turns ok / total | lost context "
+              "| peak live CLIs (/proc, budget) "
               "| peak RSS app + CLIs (MiB) | peak app RSS (MiB) | warm p50 / p99 ms (n) "
               "| resumed p50 / p99 ms (n) | cold p50 / p99 ms (n) | spare p50 / p99 ms (n) "
               "| wall s |")
@@ -345,7 +351,8 @@ def report(runs: list[dict[str, Any]], memory: dict[str, Any] | None, note: str)
                 s = r["by_kind"][kind]
                 cells.append(f"{s['p50_ms']:.0f} / {s['p99_ms']:.0f} ({s['n']})" if s["n"]
                              else "—")
-            print(f"| {r['spares']} | {r['ok']} / {r['turns']} | {r['lost_context']} | "
+            print(f"| {r['spares']}, {r['cli_idle_timeout'] or '—'} | {r['ok']} / {r['turns']} | "
+                  f"{r['lost_context']} | "
                   f"{r['peak_live_clis_proc']}, {r['budget']['peak_live']} | "
                   f"{r['peak_total_rss_kib'] / 1024:.0f} | {r['peak_app_rss_kib'] / 1024:.0f} | "
                   + " | ".join(cells) + f" | {r['wall_s']:.0f} |")
@@ -376,8 +383,10 @@ def main() -> None:
     ap.add_argument("--max-clis", type=int, default=8)
     ap.add_argument("--spares", default="0,2",
                     help="prewarm_spares of each run, comma-separated (default 0,2)")
-    ap.add_argument("--window", type=float, default=240.0)
-    ap.add_argument("--think", type=float, default=20.0)
+    ap.add_argument("--window", type=float, default=420.0)
+    ap.add_argument("--think", type=float, default=30.0)
+    ap.add_argument("--idle-timeout", type=float, default=None,
+                    help="the sessions' cli_idle_timeout (default: none)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--memory-sessions", type=int, default=1000)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, for a test")

@@ -14,11 +14,11 @@ conversation, which a later CLI resumes — and the waiting session gets the
 slot when that CLI is gone. Waiting sessions are served first come, first
 served; a session whose CLIs are all busy with turns waits, within its
 query's timeout. Optionally the budget keeps ``prewarm_spares`` CLIs started
-ahead from the options of the last new session that could use one, so that a
-new conversation's first turn skips the CLI's start-up; a session that must
-resume a conversation (a spare cannot: ``--resume`` is fixed when the CLI
-starts) hibernates an idle CLI as usual, and takes a spare's slot only when
-no CLI is idle (an unused spare is stopped at once).
+ahead, in free slots, from the options of the last new session that could use
+one, so that a new conversation's first turn skips the CLI's start-up; a
+session that must resume a conversation (a spare cannot: ``--resume`` is
+fixed when the CLI starts) hibernates an idle CLI as usual, and takes a
+spare's slot only when no CLI is idle (an unused spare is stopped at once).
 
 The bookkeeping is :class:`BudgetBook`, a pure state machine (events in,
 effects out); :class:`CLIBudget` is the process around it. Messages (plain
@@ -378,6 +378,8 @@ class BudgetBook:
                     need -= 1
         elif not self.waiters and self.spares and self.template is not None and \
                 self.template_failures < SPARE_FAILURES:
+            # Spares fill free slots only: hibernating idle CLIs to make spares
+            # turned warm turns into resumed ones and cost CPU (measured).
             have = sum(1 for s in self.spare_by_id.values() if not s.dying)
             want = self.spares - have
             while want > 0 and self.free > 0:
@@ -386,7 +388,6 @@ class BudgetBook:
                 self.spares_started += 1
                 effects.append(("start_spare", spare.id, spare.key))
                 want -= 1
-            effects += self._ask(want - pending)
         self.peak_live = max(self.peak_live, self.live)
         assert self.live <= self.capacity, (self.live, self.capacity)
         return effects
