@@ -556,3 +556,28 @@ def test_book_a_new_template_discards_the_old_spares() -> None:
     old = next(e[1] for e in effects if e[0] == "start_spare")
     effects = book.acquire("t2", "b", key="K2")
     assert ("discard_spare", old) in effects and ("grant", "t2", "b", None) in effects
+
+
+def test_a_budgeted_supervisor_inside_an_application_tree() -> None:
+    world = World(capacity=1)
+
+    async def main() -> None:
+        spec = claudecode.Supervisor.child_spec(
+            [{"name": n, "adapter": SimCLI(world)} for n in ("a", "b")], name="claude",
+            max_live_clis=1)
+        root = await otpy.Supervisor.start_link([spec])
+        rows = await claudecode.Supervisor.list_sessions("claude")
+        assert [r.id for r in rows] == ["a", "b"]  # the budget is not a child
+        assert await claudecode.Supervisor.count_sessions("claude") == 2
+        # a session added later gets the budget too, as does one added from a config
+        await claudecode.Supervisor.start_session("claude", {"name": "c", "adapter": SimCLI(world)})
+        for n in ("a", "b", "c", "a"):
+            assert (await claudecode.stream(n, "x").final_text()).split("#")[1] in ("2", "4")
+        assert world.peak == 1 and not world.violations
+        budgets = {(await claudecode.adapter_info(n))["cli_budgets"][0] for n in ("a", "b", "c")}
+        assert len(budgets) == 1
+        otpy.unlink(root)
+        await otpy.stop(root)
+        assert not world.live
+
+    _run(main)
