@@ -6,12 +6,16 @@ processes passing a token 100 times round; W3 20k sequential GenServer calls
 receive); W5 2000 crash+restart cycles of a supervised GenServer.
 
 Usage: python bench/bench_otpy.py {w1|w2|w3|w4|w4gs|w5}  -> one JSON line
+
+With ``OTPY_BENCH_TELEMETRY=all`` a trivial handler is attached to every
+telemetry event first (``=calls``: and every GenServer call is timed).
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 import statistics
 import sys
 import time
@@ -175,6 +179,18 @@ def main() -> None:
     import logging
 
     logging.getLogger("otpy").setLevel(logging.CRITICAL + 1)
+    variant = os.environ.get("OTPY_BENCH_TELEMETRY")
+    if variant:
+        from otpy import telemetry
+
+        seen = [0]
+
+        def handler(event: Any, measurements: Any, metadata: Any) -> None:
+            seen[0] += 1
+
+        telemetry.attach("bench", [("otpy",), ("claudecode",)], handler)
+        if variant == "calls":
+            telemetry.sample_calls(1)
     params, metrics = otpy.run(WORKLOADS[w], shutdown_timeout=0.0)
     print(json.dumps({"peer": "otpy", "workload": w, "params": params, "metrics": metrics,
                       "python": sys.version.split()[0], "trio": trio.__version__}), flush=True)

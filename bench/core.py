@@ -10,6 +10,7 @@ targets of the core issue.
     python bench/core.py --rounds 5 --no-erlang
     python bench/core.py --workloads w1,w3
     python bench/core.py --baseline /path/to/other/checkout --no-triotp --no-erlang
+    python bench/core.py --handler      # also otpy with a handler on every telemetry event
 
 triotp runs in its own virtualenv (it pins trio 0.19), created on first use
 under ``$BENCH_DIR`` (default /tmp/otpy-bench).
@@ -59,11 +60,14 @@ def venv(name: str, *pip: str) -> Path:
 
 
 def peers(with_erlang: bool, with_triotp: bool = True,
-          baseline: Path | None = None) -> dict[str, list[str]]:
+          baseline: Path | None = None, handler: bool = False) -> dict[str, list[str]]:
     out = {
         "otpy": [sys.executable, str(HERE / "bench_otpy.py")],
         "raw trio": [sys.executable, str(PEERS / "trio" / "bench_trio.py")],
     }
+    if handler:
+        out["otpy+handler"] = ["env", "OTPY_BENCH_TELEMETRY=all", sys.executable,
+                               str(HERE / "bench_otpy.py")]
     if baseline is not None:
         # Another checkout of otpy (e.g. before a change), same Python and trio.
         rev = subprocess.run(["git", "-C", str(baseline), "rev-parse", "--short", "HEAD"],
@@ -108,9 +112,11 @@ def main() -> None:
     ap.add_argument("--no-triotp", action="store_true")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another otpy checkout measured as an extra column")
+    ap.add_argument("--handler", action="store_true",
+                    help="also otpy with a trivial handler attached to every telemetry event")
     args = ap.parse_args()
     workloads = args.workloads.split(",")
-    runners = peers(not args.no_erlang, not args.no_triotp, args.baseline)
+    runners = peers(not args.no_erlang, not args.no_triotp, args.baseline, args.handler)
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     ratios: dict[tuple[str, str, str], list[float]] = {}
     raw_out = HERE / "results" / f"core-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"

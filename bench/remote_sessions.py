@@ -46,6 +46,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,11 @@ class Sandbox:
         self.name = f"{label}_{secrets.token_hex(3)}@localhost"
         cookie_file = tmp / f"{label}.cookie"
         cookie_file.write_text(COOKIE)
+        cookie_file.chmod(0o400)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "claudecode._cli", "sandbox", "--name", self.name,
              "--cookie-file", str(cookie_file), "--epmd-port", str(epmd_port),
+             "--workspace-root", tempfile.gettempdir(), "--allow-env", "ANTHROPIC_BASE_URL",
              "--log-level", "WARNING"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert self.proc.stdout is not None

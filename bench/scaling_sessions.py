@@ -29,7 +29,7 @@ the marginal cost.
     python bench/scaling_sessions.py --smoke         # tiny sizes (a test runs this)
 
 Results: one JSON line in bench/results/scaling-<time>.jsonl, and markdown
-tables on stdout (bench/README.md, section 5).
+tables on stdout (bench/README.md, section 6).
 """
 
 from __future__ import annotations

@@ -95,8 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
         "other nodes (claudecode.adapters.Node). Stops on SIGTERM, shutting its CLIs down.",
     )
     p.add_argument("--name", required=True, help="node name, e.g. claude@sandbox1")
-    p.add_argument("--cookie-file", help="file holding the distribution cookie "
-                   "(default: $OTPY_COOKIE, else ~/.erlang.cookie)")
+    p.add_argument("--workspace-root", required=True,
+                   help="directory every session's cwd must lie in (symlinks resolved)")
+    p.add_argument("--cookie-file", help="file holding the distribution cookie, readable by "
+                   "its owner only (default: $OTPY_COOKIE, else ~/.erlang.cookie)")
+    p.add_argument("--cli-path", default=None,
+                   help="the CLI executable sessions run (default: the pinned install, then "
+                   "claude on PATH); callers cannot choose another")
+    p.add_argument("--allow-env", action="append", default=[], metavar="NAME",
+                   help="an environment variable callers may set, beyond the default list "
+                   "(repeatable; PATH, LD_*, NODE_OPTIONS and the like are never allowed)")
+    p.add_argument("--allow-hook", action="append", default=[], metavar="MODULE:FUNCTION",
+                   help="a where='remote' hook callers may use (or MODULE:* for its __all__; "
+                   "repeatable)")
+    p.add_argument("--allow-cli-flag", action="append", default=[], metavar="--FLAG",
+                   help="a CLI flag callers may pass beyond the session options' (extra_args; "
+                   "write it --allow-cli-flag=--FLAG; repeatable)")
     p.add_argument("--epmd-port", type=int, help="EPMD port (default $ERL_EPMD_PORT or 4369)")
     p.add_argument("--listen-host", default="0.0.0.0",
                    help="interface for distribution connections (default all)")
@@ -117,21 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     import logging
+    from typing import Any
 
     import otpy
-    from claudecode.sandbox import serve
+    from claudecode.sandbox import SandboxPolicyError, serve
+    from otpy.dist._cookie import CookieError, default_cookie, read_cookie_file
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.cookie_file:
-        with open(args.cookie_file) as f:
-            cookie = f.read().strip()
-    else:
-        from otpy.dist._cookie import default_cookie
-
-        cookie = default_cookie()  # $OTPY_COOKIE, else ~/.erlang.cookie
-    options: dict[str, object] = {"net_ticktime": args.net_ticktime,
-                                  "listen_host": args.listen_host}
+    try:
+        # --cookie-file, else $OTPY_COOKIE, else ~/.erlang.cookie: as erl, refused
+        # when empty or blank, or when the file is readable by group or others.
+        cookie = read_cookie_file(args.cookie_file) if args.cookie_file else default_cookie()
+    except (CookieError, OSError) as exc:
+        _err(f"claudecode: error: {exc}")
+        return 2
+    options: dict[str, Any] = {"net_ticktime": args.net_ticktime,
+                               "listen_host": args.listen_host}
     if args.epmd_port:
         options["epmd_port"] = args.epmd_port
     if args.tls_cert or args.tls_key or args.tls_ca:
@@ -139,7 +155,14 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             _err("claudecode: error: --tls-cert, --tls-key and --tls-ca go together")
             return 2
         options["tls"] = otpy.TLSConfig(args.tls_cert, args.tls_key, args.tls_ca)
-    serve(args.name, cookie, install=args.install, max_clis=args.max_clis, **options)
+    try:
+        serve(args.name, cookie, workspace_root=args.workspace_root, cli_path=args.cli_path,
+              allow_env=args.allow_env, allow_hooks=args.allow_hook,
+              allow_cli_flags=args.allow_cli_flag, install=args.install,
+              max_clis=args.max_clis, **options)
+    except SandboxPolicyError as exc:
+        _err(f"claudecode: error: {exc}")
+        return 2
     return 0
 
 

@@ -1604,11 +1604,12 @@ def _sdk_version() -> str:
 def _inherited(
     base: Mapping[str, str], spec: Literal["all"] | tuple[InheritEnvEntry, ...]
 ) -> dict[str, str]:
-    if spec == "all":
-        return {k: v for k, v in base.items() if k != "CLAUDECODE"}
+    if spec == "all":  # never the distribution cookie (OTPY_COOKIE) of the node
+        return {k: v for k, v in base.items() if k not in ("CLAUDECODE", "OTPY_COOKIE")}
     names = {e for e in spec if isinstance(e, str)}
     prefixes = tuple(e[1] for e in spec if isinstance(e, tuple))
-    return {k: v for k, v in base.items() if k in names or (prefixes and k.startswith(prefixes))}
+    return {k: v for k, v in base.items() if k != "OTPY_COOKIE"
+            and (k in names or (prefixes and k.startswith(prefixes)))}
 
 
 def to_cli_env(options: Options, base_env: Mapping[str, str] | None = None) -> dict[str, str]:

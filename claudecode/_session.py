@@ -68,6 +68,7 @@ import trio
 
 import otpy
 from claudecode import _beam as beam
+from claudecode import _telemetry as tel
 from claudecode._budget import BUDGET_TAG
 from claudecode._errors import (
     AdapterFailed,
@@ -82,14 +83,16 @@ from claudecode._messages import (
     CommandLifecycleMessage,
     Message,
     ResultMessage,
+    SystemMessage,
     parse_message,
 )
 from claudecode._options import Options, normalize_permission_mode
 from claudecode._protocol import encode_line
 from claudecode._protocol_errors import EncodeError, InvalidOptionTypeError, OptionError
+from claudecode._usage import Usage
 from claudecode.adapters._base import ADAPTER_TAG, Adapter
 from claudecode.adapters._port import Launch, Port
-from otpy import ChildSpec, Down, Exit, ExitReason, Pid, Ref
+from otpy import ChildSpec, Down, Exit, ExitReason, Pid, Ref, telemetry
 from otpy._process import current
 
 __all__ = [
@@ -351,6 +354,7 @@ class Session(otpy.GenServer):
     """The session server. Start it with :func:`start_link`, not directly."""
 
     trap_exits = True
+    observer_kind = "session"
 
     options: Options
     adapter_config: Adapter
@@ -377,6 +381,15 @@ class Session(otpy.GenServer):
     backlog: deque[Message] | None
     backlog_dropped: int
     life: _Life
+    # telemetry and the observer (claudecode._telemetry)
+    model: str | None
+    turn_started: float | None
+    cli_started: float | None
+    cli_live: bool
+    cli_cost: float
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
 
     async def init(self, options: Options, prepared: Any, owner: Pid | None = None) -> None:
         self.options = options
@@ -411,6 +424,79 @@ class Session(otpy.GenServer):
                                        self.adapter_config.cli_budget(prepared))
                            if b is not None])
         self.idle_timeout = None  # set after each message: the session's next deadline
+        self.model = options.model
+        self.turn_started = None
+        self.cli_started = None
+        self.cli_live = False
+        self.cli_cost = 0.0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+
+    def format_status(self) -> dict[str, Any]:
+        """What the observer shows: the CLI's state, tokens and cost; no secrets
+        (the options, which may hold an API key or an environment, are left out)."""
+        return {
+            "name": self.options.name,
+            "model": self.model,
+            "session_id": self.session_id,
+            "cli": self.adapter_state,
+            "os_pid": self.info.get("os_pid"),
+            "adapter": self.adapter,
+            "turns": self.turns,
+            "active": self.active is not None,
+            "queued": len(self.queue),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "last_error": self.last_error,
+            "degraded": self.degraded,
+        }
+
+    # ------------------------------------------------------------ telemetry
+
+    def _turn_start(self) -> None:
+        self.turn_started = trio.current_time()
+        if telemetry.active:
+            telemetry.execute(tel.TURN_START, {}, tel.session_metadata(self))
+
+    def _turn_exception(self, reason: ExitReason) -> None:
+        started, self.turn_started = self.turn_started, None
+        if started is not None and telemetry.active:
+            telemetry.execute(tel.TURN_EXCEPTION, {"duration": trio.current_time() - started},
+                              {**tel.session_metadata(self), "reason": reason})
+
+    def _account(self, msg: ResultMessage, in_turn: bool) -> None:
+        """Add a result's tokens and cost to the session's totals; end the turn."""
+        usage = Usage(msg.usage or {})
+        total = msg.total_cost_usd
+        cost = 0.0
+        if isinstance(total, int | float) and not isinstance(total, bool) and total >= 0:
+            # The CLI reports its process's running total: this turn is the increase.
+            cost = total - self.cli_cost if total >= self.cli_cost else float(total)
+            self.cli_cost = float(total)
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.cost_usd += cost
+        started = self.turn_started
+        if not in_turn or started is None:
+            return
+        self.turn_started = None
+        if telemetry.active:
+            telemetry.execute(tel.TURN_STOP, {
+                "duration": trio.current_time() - started,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_read_input_tokens": usage.cache_read_input_tokens,
+                "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                "cost_usd": cost,
+            }, {**tel.session_metadata(self), "is_error": msg.is_error,
+                "subtype": msg.subtype, "num_turns": msg.num_turns})
+
+    def _cli_exit(self, reason: ExitReason, os_pid: Any) -> None:
+        if self.cli_live:
+            self.cli_live = False
+            tel.cli_event(self, "exit", os_pid=os_pid, reason=reason)
 
     # ------------------------------------------------------------ calls
 
@@ -698,6 +784,13 @@ class Session(otpy.GenServer):
         self.info = dict(info)
         self.last_error = None
         self.life.adopted = False
+        self.cli_cost = 0.0
+        self.cli_live = True
+        if telemetry.active:
+            started = self.cli_started
+            tel.cli_event(self, "start", {"duration": trio.current_time() - started
+                                          if started is not None else 0.0},
+                          os_pid=self.info.get("os_pid"))
         for caller in self.warm_waiters:
             _reply(caller, ("ok", dict(self.info)))
         self.warm_waiters = []
@@ -716,9 +809,13 @@ class Session(otpy.GenServer):
             self.session_id = sid
         if type(msg) is BackgroundTasksChangedMessage:
             self.life.bg_tasks = bool(msg.tasks)
+        if isinstance(msg, SystemMessage) and msg.subtype == "init" and msg.model:
+            self.model = msg.model
         request = self._owner_of(msg)
         if request is None:
             self._outside_turn(msg)
+            if isinstance(msg, ResultMessage):
+                self._account(msg, in_turn=False)  # a turn the CLI began by itself
             self._publish(msg, in_turn=False)
             return
         if not request.abandoned and not self._tell(request, "message", msg):
@@ -732,6 +829,7 @@ class Session(otpy.GenServer):
             self.turns += 1
             self.life.cli_results += 1
             self.owner = None
+            self._account(msg, in_turn=True)
             if not request.abandoned and not msg.is_error:
                 self.degraded = None
             answered = msg.user_message_uuids
@@ -741,6 +839,8 @@ class Session(otpy.GenServer):
                 request.pending.clear()
             if request.streaming and not request.abandoned and (
                     request.input_open or request.pending):
+                if request.pending:
+                    self._turn_start()  # the next prompt, already sent, is being answered
                 return  # more turns of this request to come
             if request.streaming and not request.abandoned:
                 otpy.send(request.consumer, (STREAM_TAG, request.ref, "end", None))
@@ -822,6 +922,8 @@ class Session(otpy.GenServer):
 
     def _send_input(self, request: _Request, content: Any, uid: str) -> None:
         assert self.adapter is not None
+        if self.turn_started is None:
+            self._turn_start()
         request.pending.add(uid)
         request.sent.add(uid)
         otpy.send(self.adapter, (ADAPTER_TAG, "query", request.ref, content, uid))
@@ -838,6 +940,7 @@ class Session(otpy.GenServer):
             self._forget(request)
         if info.get("maybe_result"):
             # That was the turn's result line: the turn is over.
+            self._turn_exception(reason)
             self.turns += 1
             self._end_turn()
             await self._pump()
@@ -1074,6 +1177,7 @@ class Session(otpy.GenServer):
     def _fresh_cli(self, how: str) -> None:
         """A CLI is starting for this session (``how``: "cold", "resume" or "spare")."""
         self.adapter_state = "starting"
+        self.cli_started = trio.current_time()
         self.owner = None
         self.lifecycle_seen = False
         self.life.cli_results = 0
@@ -1084,8 +1188,8 @@ class Session(otpy.GenServer):
             self.life.resumes += 1
         elif how == "spare":
             self.life.spares_adopted += 1
-        # telemetry: ("claudecode", "cli", "start") goes here — the one place a
-        # session's CLI starts (metadata: how, the session's pid and name).
+        # The one place a session's CLI starts; ("claudecode", "cli", "start")
+        # is emitted when it is up (`_ready`), timed from `cli_started`.
 
     def _send_stderr_wish(self) -> None:
         # Live stderr lines, if the options want them (the adapter holds the
@@ -1106,7 +1210,9 @@ class Session(otpy.GenServer):
                 self.adapter = await self.adapter_config.start(self.pid, options, self.prepared)
             self._send_stderr_wish()
         except Exception as exc:
-            logger.error("session %r: the adapter failed to start: %r", self.pid, exc)
+            logger.error("session %r: the adapter failed to start: %r", self.pid, exc, extra={
+                "otpy_report": "adapter_start_failed", "otpy_session": self.pid,
+                "otpy_name": self.options.name, "otpy_reason": exc})
             self.adapter = None
             self.adapter_state = self.life.rest_state
             self._drop_slots()
@@ -1124,6 +1230,7 @@ class Session(otpy.GenServer):
     async def _adapter_down(self, reason: ExitReason) -> None:
         was_ready = self.adapter_state == "ready"
         adopted = self.life.adopted
+        self._cli_exit(reason, self.info.get("os_pid"))
         self.adapter = None
         self.life.adopted = False
         self.adapter_state = self.life.rest_state
@@ -1137,11 +1244,15 @@ class Session(otpy.GenServer):
                 await self._need_cli()
             return
         self.last_error = reason
+        fields = {"otpy_session": self.pid, "otpy_name": self.options.name,
+                  "otpy_reason": reason}
         if was_ready or self.active is not None:
-            logger.warning("session %r lost its CLI: %s", self.pid, describe_reason(reason))
+            logger.warning("session %r lost its CLI: %s", self.pid, describe_reason(reason),
+                           extra={"otpy_report": "cli_lost", **fields})
         else:
             logger.error("session %r: the CLI failed to start: %s", self.pid,
-                         describe_reason(reason))
+                         describe_reason(reason),
+                         extra={"otpy_report": "cli_start_failed", **fields})
         self._fail_all(reason)
         if was_ready:
             # The conversation is gone with the CLI: exit with the typed reason
@@ -1157,6 +1268,10 @@ class Session(otpy.GenServer):
         assert pid is not None
         if self.life.cli_results and self.session_id is not None:
             self.life.resume_id = self.session_id  # else: nothing new to resume
+        # The one place a session stops its CLI and keeps the conversation.
+        os_pid = self.info.get("os_pid")
+        tel.cli_event(self, "hibernate", os_pid=os_pid, why=why)
+        self._cli_exit(otpy.Shutdown(), os_pid)
         self.adapter = None
         self.adapter_state = "hibernating"
         self.info = {}
@@ -1167,8 +1282,6 @@ class Session(otpy.GenServer):
         self.life.stopping_deadline = trio.current_time() + self.adapter_config.shutdown_bound + 1.0
         otpy.exit(pid, otpy.Shutdown())
         self.life.hibernations += 1
-        # telemetry: ("claudecode", "cli", "hibernate") goes here — the one place
-        # a session stops its CLI and keeps the conversation (why: "idle" | "budget").
         logger.debug("session %r hibernates (%s), conversation %s", self.pid, why,
                      self.life.resume_id)
 
@@ -1247,6 +1360,7 @@ class Session(otpy.GenServer):
     def _fail_all(self, reason: ExitReason) -> None:
         """Fail the active and queued streams and every waiting caller."""
         requests = ([self.active] if self.active is not None else []) + list(self.queue)
+        self._turn_exception(reason)
         self.active = None
         self.owner = None
         self.queue.clear()
@@ -1271,6 +1385,7 @@ class Session(otpy.GenServer):
         """Stop the adapter process (it shuts the CLI down) — and one still
         hibernating — and wait, bounded; give the budgets' slots back."""
         pid = self.adapter
+        self._cli_exit(otpy.Shutdown(), self.info.get("os_pid"))
         self.adapter = None
         self.adapter_state = "none"
         self.info = {}

@@ -180,8 +180,12 @@ def run_sandbox(name: str, cookie_file: str, epmd_port: int) -> None:
     """The sandbox process: ``claudecode sandbox``, listening on loopback only.
 
     This is what ``claudecode sandbox --name NAME --cookie-file FILE
-    --epmd-port PORT --net-ticktime 2`` runs, plus ``listen_host``: the
-    command listens on every interface, this example on 127.0.0.1 only.
+    --workspace-root DIR --allow-env ANTHROPIC_BASE_URL --epmd-port PORT
+    --net-ticktime 2`` runs, plus ``listen_host``: the command listens on every
+    interface, this example on 127.0.0.1 only. Sessions' directories must lie
+    in the workspace root (here the demo's temporary directory); the sessions
+    may point the CLI at FakeAnthropic (``ANTHROPIC_BASE_URL``) because the
+    sandbox allows that variable.
 
     Args:
         name: the node name.
@@ -192,7 +196,9 @@ def run_sandbox(name: str, cookie_file: str, epmd_port: int) -> None:
 
     logging.basicConfig(level=logging.ERROR, format=f"  [{name}] %(levelname)s %(message)s")
     cookie = Path(cookie_file).read_text().strip()
-    serve(name, cookie, epmd_port=epmd_port, net_ticktime=TICK, listen_host="127.0.0.1")
+    serve(name, cookie, workspace_root=str(Path(cookie_file).parent),
+          allow_env=["ANTHROPIC_BASE_URL"], epmd_port=epmd_port, net_ticktime=TICK,
+          listen_host="127.0.0.1")
 
 
 class Sandbox:
@@ -409,7 +415,7 @@ def run_demo() -> int:
         epmd_port = free_port()
         status: int = otpy.run(main, tmp, cookie_file, epmd_port, node="app@localhost",
                                cookie=cookie, epmd_port=epmd_port, net_ticktime=TICK,
-                               listen_host="127.0.0.1")
+                               listen_host="127.0.0.1", epmd="embedded")
         return status
 
 

@@ -24,6 +24,7 @@ from otpy._reasons import (
     Shutdown,
     as_reason,
     leaf_exit,
+    lone_exception,
 )
 from otpy._terms import Pid, Ref
 
@@ -339,7 +340,8 @@ async def open_node(
         node: ``"name@host"`` to make the node distributed.
         cookie: the distribution cookie.
         shutdown_timeout: seconds allowed for the orderly shutdown.
-        **dist_options: options for the distribution layer.
+        **dist_options: options for the distribution layer (and ``observer``:
+            False to run no ``otpy_observer`` process, see docs/otpy/observer.md).
 
     Yields:
         The `Node`.
@@ -349,35 +351,41 @@ async def open_node(
     """
     rt = Node(node)
     error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        rt.nursery = nursery
-        nursery.start_soon(rt.timers.run)
-        if node is not None:
-            await _start_distribution(rt, node, cookie, nursery, dist_options)
-        proc = _main_process(rt)
-        token = CURRENT.set(proc)
-        reason: ExitReason = NORMAL
-        try:
-            with proc.scope:
-                yield rt
-        except ProcessExit as exc:
-            reason = exc.reason
-        except BaseException as exc:
-            exit_ = leaf_exit(exc)
-            if exit_ is not None:  # a task of the body exited it, inside a nursery's group
-                reason = exit_.reason
-            else:
-                reason = Crash(exc) if isinstance(exc, Exception) else Shutdown("node stopped")
-                error = exc
-        finally:
-            CURRENT.reset(token)
-        if proc.pending is not None:
-            reason = proc.pending
-        rt.exited(proc, reason)
-        await rt.shutdown(shutdown_timeout)
-        if rt.dist is not None:
-            await rt.dist.stop()
-        nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            rt.nursery = nursery
+            nursery.start_soon(rt.timers.run)
+            if node is not None:
+                await _start_distribution(rt, node, cookie, nursery, dist_options)
+            proc = _main_process(rt)
+            token = CURRENT.set(proc)
+            reason: ExitReason = NORMAL
+            try:
+                with proc.scope:
+                    yield rt
+            except ProcessExit as exc:
+                reason = exc.reason
+            except BaseException as exc:
+                exit_ = leaf_exit(exc)
+                if exit_ is not None:  # a task of the body exited it, inside a nursery's group
+                    reason = exit_.reason
+                else:
+                    reason = Crash(exc) if isinstance(exc, Exception) else Shutdown("node stopped")
+                    error = exc
+            finally:
+                CURRENT.reset(token)
+            if proc.pending is not None:
+                reason = proc.pending
+            rt.exited(proc, reason)
+            await rt.shutdown(shutdown_timeout)
+            if rt.dist is not None:
+                await rt.dist.stop()
+            nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # A bad cookie, option or address while distribution starts (or a
+        # runtime task's own failure) surfaces as itself, not in the nursery's
+        # ExceptionGroup.
+        raise lone_exception(group) from None
     if error is not None:
         raise error
     if not isinstance(reason, Normal):
@@ -392,6 +400,7 @@ async def _start_distribution(
     from otpy.dist.rpc import start_system_servers
 
     allow = options.pop("rpc_allow", ())
+    observer = options.pop("observer", True)
     dist = Distribution(rt, name, cookie if cookie is not None else default_cookie(),
                         rpc_allow=allow, **options)
     await dist.start(nursery)
@@ -399,6 +408,10 @@ async def _start_distribution(
     rt.init_pid = Pid(rt.name, 0, 0, rt.creation)
     rt.dist = dist
     start_system_servers(rt, allow)
+    if observer:  # the read-only otpy_observer process (docs/otpy/observer.md)
+        from otpy.observer._backend import ensure_backend
+
+        ensure_backend(rt)
 
 
 def _main_process(rt: Node) -> Process:

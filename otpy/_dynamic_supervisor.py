@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from otpy import telemetry
 from otpy._child_spec import ChildSpec, RestartType
 from otpy._genserver import GenServer, StartError, Stop, call
 from otpy._process import current
@@ -32,6 +33,13 @@ from otpy._terms import Pid
 __all__ = ["DynamicSupervisor"]
 
 logger = logging.getLogger("otpy.supervisor")
+# telemetry events (docs/otpy/telemetry.md); children are identified by pid (id None)
+_INIT = ("otpy", "supervisor", "init")
+_STARTED = ("otpy", "supervisor", "child_started")
+_START_ERROR = ("otpy", "supervisor", "start_error")
+_RESTART = ("otpy", "supervisor", "restart")
+_GIVE_UP = ("otpy", "supervisor", "give_up")
+_SHUTDOWN = ("otpy", "supervisor", "child_shutdown")
 
 _RETRY = "$otpy_dynsup_retry"
 
@@ -40,6 +48,7 @@ class DynamicSupervisor(GenServer):
     """A supervisor of children started one by one with `start_child`."""
 
     trap_exits = True
+    observer_kind = "supervisor"
 
     # Children by pid, in order of their (latest) start; a child whose
     # restart failed stays under its old pid, listed in ``restarting``.
@@ -155,6 +164,23 @@ class DynamicSupervisor(GenServer):
         self.restarting = set()
         self.max_children = max_children
         self.intensity = Intensity(max_restarts, max_seconds)
+        if telemetry.active:
+            telemetry.execute(_INIT, {}, {
+                "supervisor": self.pid, "kind": "dynamic", "strategy": "one_for_one",
+                "max_restarts": max_restarts, "max_seconds": max_seconds, "children": []})
+
+    def children_info(self) -> list[ChildInfo]:
+        """`which_children`'s answer, read from the state (the observer reads it so)."""
+        return [ChildInfo(None, RESTARTING if pid in self.restarting else pid, s.type,
+                          s.modules or [])
+                for pid, s in self.children.items()]
+
+    def format_status(self) -> dict[str, Any]:
+        """Limits and children counts (for the observer)."""
+        return {"strategy": "one_for_one", "max_children": self.max_children,
+                "max_restarts": self.intensity.max_restarts,
+                "max_seconds": self.intensity.max_seconds, "children": len(self.children),
+                "restarting": len(self.restarting)}
 
     async def handle_call(self, request: Any, caller: Any) -> Any:
         op = request[0]
@@ -171,6 +197,9 @@ class DynamicSupervisor(GenServer):
                 return SupervisorError(err.reason)
             if pid is not None:
                 self.children[pid] = spec
+            if telemetry.active:
+                telemetry.execute(_STARTED, {}, {"supervisor": self.pid, "id": None, "pid": pid,
+                                                 "spec": spec})
             return pid
         if op == "terminate_child":
             pid = request[1]
@@ -180,12 +209,13 @@ class DynamicSupervisor(GenServer):
             if pid in self.restarting:
                 self.restarting.discard(pid)  # its queued retry is now ignored
                 return None
+            if telemetry.active:
+                telemetry.execute(_SHUTDOWN, {}, {"supervisor": self.pid, "id": None,
+                                                  "pid": pid})
             await shutdown_child(pid, found.shutdown)
             return None
         if op == "which_children":
-            return [ChildInfo(None, RESTARTING if pid in self.restarting else pid, s.type,
-                              s.modules or [])
-                    for pid, s in self.children.items()]
+            return self.children_info()
         if op == "count_children":
             specs = list(self.children.values())
             return {
@@ -203,6 +233,9 @@ class DynamicSupervisor(GenServer):
             old = message[1]
             if old in self.restarting:
                 self.restarting.discard(old)
+                if telemetry.active:
+                    telemetry.execute(_RESTART, {}, {"supervisor": self.pid, "id": None,
+                                                     "pid": None, "reason": None, "retry": True})
                 await self._restart(old, self.children.pop(old))
 
     async def _child_exit(self, pid: Pid, reason: ExitReason) -> None:
@@ -213,30 +246,54 @@ class DynamicSupervisor(GenServer):
             return
         if not is_quiet(reason):
             logger.error("dynamic supervisor %r: child %r terminated with reason %r", self.pid,
-                         pid, reason, extra={"otpy_report": "child_terminated"})
+                         pid, reason, extra={
+                             "otpy_report": "child_terminated", "otpy_supervisor": self.pid,
+                             "otpy_child_id": None, "otpy_child_pid": pid,
+                             "otpy_reason": reason})
         if should_restart(spec.restart, reason):
+            if telemetry.active:
+                telemetry.execute(_RESTART, {}, {"supervisor": self.pid, "id": None, "pid": pid,
+                                                 "reason": reason, "retry": False})
             await self._restart(pid, spec)
 
     async def _restart(self, old: Pid, spec: ChildSpec) -> None:
         if not self.intensity.add():
             logger.error("dynamic supervisor %r reached max restart intensity; shutting down",
-                         self.pid, extra={"otpy_report": "reached_max_restart_intensity"})
+                         self.pid, extra={
+                             "otpy_report": "reached_max_restart_intensity",
+                             "otpy_supervisor": self.pid, "otpy_child_id": None,
+                             "otpy_max_restarts": self.intensity.max_restarts,
+                             "otpy_max_seconds": self.intensity.max_seconds})
+            if telemetry.active:
+                telemetry.execute(_GIVE_UP, {}, {"supervisor": self.pid, "id": None})
             raise Stop(SHUTDOWN)
         try:
             pid = await start_from_spec(spec)
         except StartError as err:
             logger.error("dynamic supervisor %r: child %r failed to restart: %r", self.pid,
-                         old, err.reason, extra={"otpy_report": "start_error"})
+                         old, err.reason, extra={
+                             "otpy_report": "start_error", "otpy_supervisor": self.pid,
+                             "otpy_child_id": None, "otpy_child_pid": old,
+                             "otpy_reason": err.reason})
+            if telemetry.active:
+                telemetry.execute(_START_ERROR, {}, {"supervisor": self.pid, "id": None,
+                                                     "reason": err.reason})
             self.children[old] = spec
             self.restarting.add(old)
             current().node.send(self.pid, (_RETRY, old))
             return
         if pid is not None:
             self.children[pid] = spec
+        if telemetry.active:
+            telemetry.execute(_STARTED, {}, {"supervisor": self.pid, "id": None, "pid": pid,
+                                             "spec": spec})
 
     async def terminate(self, reason: ExitReason) -> None:
         running = [(pid, spec) for pid, spec in self.children.items()
                    if pid not in self.restarting]
+        if telemetry.active:
+            for pid, _spec in reversed(running):
+                telemetry.execute(_SHUTDOWN, {}, {"supervisor": self.pid, "id": None, "pid": pid})
         await shutdown_children(self.pid, running)
         self.children.clear()
         self.restarting.clear()

@@ -14,9 +14,10 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import trio
 
+from otpy import telemetry
 from otpy._child_spec import ChildSpec
 from otpy._node import Node, NotRegisteredError
-from otpy._process import Process, current, flush_ref, receive, receive_reply
+from otpy._process import Process, current, flush_ref, park, receive, receive_reply
 from otpy._reasons import (
     KILL,
     NORMAL,
@@ -53,6 +54,7 @@ __all__ = [
 
 logger = logging.getLogger("otpy")
 
+_CALL_EVENT = ("otpy", "genserver", "call")
 GEN_CALL = Atom("$gen_call")
 GEN_CAST = Atom("$gen_cast")
 S = TypeVar("S", bound="GenServer")
@@ -131,6 +133,8 @@ class GenServer:
     trap_exits: ClassVar[bool] = False
     #: seconds of idleness after which `handle_timeout` runs (None: never).
     idle_timeout: float | None = None
+    #: what the observer (`otpy.observer`) shows as this server's kind.
+    observer_kind: ClassVar[str] = "gen_server"
 
     pid: Pid
     parent: Pid
@@ -168,6 +172,24 @@ class GenServer:
         """Clean up before exit: on `Stop`, on a crash in a callback (not `init`),
         and on a parent's exit signal when trapping exits."""
         return None
+
+    def format_status(self) -> dict[str, Any]:
+        """The state the observer shows for this server (Erlang's ``format_status``).
+
+        Called synchronously by the node's ``otpy_observer`` process, between
+        two steps of the server, and shown to whoever may use the observer
+        (anyone holding the node's cookie, see docs/otpy/observer.md).
+        Override it to leave out secrets or to summarise a large state.
+
+        Returns:
+            By default the instance's attributes (``pid`` and ``parent`` left
+            out); the observer shows each value's ``repr``, truncated.
+        """
+        try:
+            attrs_ = vars(self)
+        except TypeError:  # a subclass with __slots__
+            return {}
+        return {k: v for k, v in attrs_.items() if k not in ("pid", "parent")}
 
     # ----------------------------------------------------------- starting
 
@@ -262,19 +284,25 @@ class GenServer:
         server = cls()
         server.pid = proc.pid
         server.parent = starter.parent
+        # For the observer while the server runs; dropped when it ends, so a
+        # pid kept by someone does not keep the server's state alive.
+        proc.server = server
         try:
-            result = await server.init(*args, **kwargs)
-        except Stop as stop:
-            ack(("error", stop.reason))
-            raise ProcessExit(stop.reason) from None
-        except Ignore:
-            ack(("ignore", None))
-            raise ProcessExit(NORMAL) from None
-        except Exception as exc:
-            ack(("error", Crash(exc)))
-            raise
-        ack(("ok", proc.pid))
-        await server._loop(proc, result)
+            try:
+                result = await server.init(*args, **kwargs)
+            except Stop as stop:
+                ack(("error", stop.reason))
+                raise ProcessExit(stop.reason) from None
+            except Ignore:
+                ack(("ignore", None))
+                raise ProcessExit(NORMAL) from None
+            except Exception as exc:
+                ack(("error", Crash(exc)))
+                raise
+            ack(("ok", proc.pid))
+            await server._loop(proc, result)
+        finally:
+            del proc.server
 
     async def _loop(self, proc: Process, pending: Any) -> None:
         parent = self.parent
@@ -310,7 +338,10 @@ class GenServer:
                             _reply_or_fail(caller, value.reply)
                         pending = value
                     elif value is not NoReply:
-                        _reply_or_fail(caller, value)
+                        try:
+                            reply(caller, value)
+                        except TypeError:  # unencodable for a remote caller's node
+                            _reply_or_fail(caller, value)
                     continue
                 if t is tuple and msg and msg[0] is GEN_CAST and len(msg) == 2:
                     pending = await self.handle_cast(msg[1])
@@ -346,7 +377,10 @@ class GenServer:
                     self.pid,
                     reason,
                     exc_info=exc,
-                    extra={"otpy_report": "crash_report", "otpy_pid": self.pid},
+                    extra={"otpy_report": "crash_report", "otpy_pid": self.pid,
+                           "otpy_server": type(self).__name__,
+                           "otpy_name": getattr(self.pid._proc, "name", None),
+                           "otpy_reason": reason},
                 )
 
 
@@ -462,6 +496,33 @@ async def call(server: Any, request: Any, timeout: float | None = 5.0) -> Any:
         CallError: ``.reason`` is `NoProc`, `Timeout`, `NoConnection`, or the
             server's exit reason.
     """
+    if telemetry.timing_calls and telemetry.sampled():
+        return await _timed_call(server, request, timeout)
+    return await _call(server, request, timeout)
+
+
+async def _timed_call(server: Any, request: Any, timeout: float | None) -> Any:
+    """A sampled call: `_call`, timed, then ``("otpy", "genserver", "call")``."""
+    caller = current().pid
+    start = trio.current_time()
+    outcome = "ok"
+    reason: ExitReason | None = None
+    try:
+        return await _call(server, request, timeout)
+    except CallError as err:
+        outcome = "error"
+        reason = err.reason
+        raise
+    finally:
+        if telemetry.active:
+            telemetry.execute(_CALL_EVENT, {
+                "duration": trio.current_time() - start,
+                "sample_every": telemetry.call_sampling,
+            }, {"server": server, "caller": caller, "outcome": outcome,
+                "reason": reason})
+
+
+async def _call(server: Any, request: Any, timeout: float | None) -> Any:
     proc = current()
     node = proc.node
     if node.dist is not None and node.is_remote(server):
@@ -490,7 +551,8 @@ async def call(server: Any, request: Any, timeout: float | None = 5.0) -> Any:
     aliases.add(ref)
     target.deliver((GEN_CALL, (me, ref), request))
     try:
-        msg = await receive_reply(proc, ref, timeout, scan=False)
+        # Nothing for this fresh ref can be queued yet: wait without a scan.
+        msg = await park(proc, None, ref, timeout)
     except Timeout:
         raise CallError(Timeout(), server, request) from None
     finally:
@@ -512,7 +574,7 @@ async def _remote_call(
     # An unencodable request raises here, before anything is sent.
     call = dist.start_call(proc, server, ref, request)
     try:
-        reply_msg = await receive_reply(proc, ref, timeout, scan=False)
+        reply_msg = await park(proc, None, ref, timeout)
     except Timeout:
         raise CallError(Timeout(), server, request) from None
     finally:

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import trio
 
+from otpy import telemetry
 from otpy._process import CURRENT, Process, flush_ref
 from otpy._reasons import (
     KILLED,
@@ -37,6 +38,8 @@ from otpy._timers import Timers
 __all__ = ["Name", "NameResolver", "Node", "NotRegisteredError"]
 
 logger = logging.getLogger("otpy")
+_SPAWN = ("otpy", "process", "spawn")
+_EXIT = ("otpy", "process", "exit")
 
 
 class NotRegisteredError(LookupError):
@@ -133,6 +136,8 @@ class Node:
                     parent.monitors[ref] = pid
         self.procs[pid.id] = proc
         nursery.start_soon(self._run_bound, proc, fn, args, name=_task_name(fn))
+        if telemetry.active:
+            telemetry.execute(_SPAWN, {}, {"pid": pid, "parent": proc.parent})
         return pid, ref
 
     async def _run(
@@ -177,6 +182,8 @@ class Node:
         proc.alive = False
         pid = proc.pid
         self.procs.pop(pid.id, None)
+        if telemetry.active:
+            telemetry.execute(_EXIT, {}, {"pid": pid, "reason": reason})
         if proc.name is not None:
             self._drop_name(proc)
         if proc.cleanups:
@@ -486,7 +493,8 @@ def _report_crash(proc: Process, reason: Crash) -> None:
             proc.pid,
             exc,
             exc_info=exc,
-            extra={"otpy_report": "crash_report", "otpy_pid": proc.pid},
+            extra={"otpy_report": "crash_report", "otpy_pid": proc.pid,
+                   "otpy_name": proc.name, "otpy_reason": reason},
         )
 
 

@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
-from outcome import Error, Value
+from outcome import Error
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
 from otpy._reasons import Down, ExitReason, Timeout
@@ -34,7 +34,7 @@ from otpy._timers import Handle
 if TYPE_CHECKING:  # annotations only: the node imports this module, never the reverse
     from otpy._node import Node
 
-__all__ = ["CURRENT", "Process", "Waiter", "current", "receive", "receive_reply"]
+__all__ = ["CURRENT", "Process", "Waiter", "current", "park", "receive", "receive_reply"]
 
 Match = Callable[[Any], bool] | type | tuple[type, ...] | None
 
@@ -58,7 +58,7 @@ class Waiter:
     (``None`` = any message).
     """
 
-    __slots__ = ("handle", "monitor", "pred", "proc", "ref", "task")
+    __slots__ = ("handle", "monitor", "pred", "proc", "ref", "task", "value")
 
     def __init__(self, proc: Process, task: Task, pred: Callable[[Any], bool] | None,
                  ref: Ref | None, monitor: Ref | None = None) -> None:
@@ -68,6 +68,8 @@ class Waiter:
         self.ref = ref
         self.monitor = monitor
         self.handle: Handle | None = None
+        # What the task is woken with (set just before it is rescheduled).
+        self.value: Any = None
 
     def unregister(self) -> None:
         """Drop a reply waiter's keys (and the call's alias: a later reply is stale)."""
@@ -104,7 +106,8 @@ class Waiter:
     def expire(self) -> None:
         """The timer fired: wake the task with a timeout if it still waits."""
         if self.leave():
-            reschedule(self.task, Value(_TIMED_OUT))
+            self.value = _TIMED_OUT
+            reschedule(self.task)
 
     def abort(self, _: Any) -> Abort:
         """trio cancels the wait: stop waiting."""
@@ -131,9 +134,14 @@ class Process:
         "pid",
         "replies",
         "scope",
+        "server",
         "trap",
         "waiters",
     )
+
+    #: The GenServer instance of a GenServer process (set by GenServer when it
+    #: starts; unset otherwise: read it with ``getattr(proc, "server", None)``).
+    server: Any
 
     def __init__(self, node: Node, pid: Pid, trap: bool, parent: Pid | None = None) -> None:
         self.node = node
@@ -172,16 +180,22 @@ class Process:
             t = type(message)
             w = None
             if t is tuple and len(message) == 2 and type(message[0]) is Ref:
-                w = replies.get(message[0])
-                if w is not None and w.ref != message[0]:
-                    w = None  # a monitor key: only its Down matches
+                w = replies.pop(message[0], None)
+                if w is not None and w.ref is not message[0] and w.ref != message[0]:
+                    replies[message[0]] = w  # a monitor key: only its Down matches
+                    w = None
             elif t is Down:
-                w = replies.get(message.ref)
+                w = replies.pop(message.ref, None)
             if w is not None:
                 # The call is answered: its keys and its alias go (a late Down
                 # for it is stale).
-                w.unregister()
-                reschedule(w.task, Value(message))
+                if w.monitor is not None:
+                    w.unregister()
+                aliases = self.aliases
+                if aliases is not None:
+                    aliases.discard(w.ref)
+                w.value = message
+                reschedule(w.task)
                 return
         waiters = self.waiters
         if waiters:
@@ -191,7 +205,8 @@ class Process:
                 pred = w.pred
                 if pred is None:
                     del waiters[i]
-                    reschedule(w.task, Value(message))
+                    w.value = message
+                    reschedule(w.task)
                     return
                 try:
                     # In the waiter's own context: its predicate sees
@@ -203,7 +218,8 @@ class Process:
                     continue
                 if hit:
                     del waiters[i]
-                    reschedule(w.task, Value(message))
+                    w.value = message
+                    reschedule(w.task)
                     return
                 i += 1
         box = self.mailbox
@@ -251,9 +267,26 @@ def _predicate(match: Match) -> Callable[[Any], bool] | None:
     return match
 
 
-async def _park(proc: Process, pred: Callable[[Any], bool] | None, ref: Ref | None,
-                timeout: float | None, monitor: Ref | None = None) -> Any:
-    """Wait, as the calling task, for the next message the waiter matches."""
+async def park(proc: Process, pred: Callable[[Any], bool] | None, ref: Ref | None,
+               timeout: float | None, monitor: Ref | None = None) -> Any:
+    """Wait, as the calling task, for the next message the waiter matches.
+
+    Nothing is scanned: the caller has looked at the mailbox already, or knows
+    nothing for it can be there yet (a call's fresh ref).
+
+    Args:
+        proc: the calling process.
+        pred: the receive's predicate (``None``: any message), when ``ref`` is None.
+        ref: wait for ``(ref, value)`` / ``Down(ref, ...)`` instead.
+        timeout: seconds, or None.
+        monitor: with ``ref``, also end the wait on ``Down(monitor, ...)``.
+
+    Returns:
+        The message.
+
+    Raises:
+        Timeout: nothing within ``timeout``.
+    """
     w = Waiter(proc, current_task(), pred, ref, monitor)
     if ref is not None:
         replies = proc.replies
@@ -270,13 +303,15 @@ async def _park(proc: Process, pred: Callable[[Any], bool] | None, ref: Ref | No
             waiters.append(w)
     proc.budget = _BUDGET
     if timeout is None:
-        return await wait_task_rescheduled(w.abort)
+        await wait_task_rescheduled(w.abort)
+        return w.value
     timers = proc.node.timers
     handle = w.handle = timers.add(w, timeout)
     try:
-        message = await wait_task_rescheduled(w.abort)
+        await wait_task_rescheduled(w.abort)
     finally:
         timers.cancel(handle)
+    message = w.value
     if message is _TIMED_OUT:
         raise Timeout()
     return message
@@ -321,7 +356,7 @@ async def receive(match: Match = None, timeout: float | None = None) -> Any:
     if timeout is not None and timeout <= 0:
         await trio.lowlevel.checkpoint()
         raise Timeout()
-    return await _park(proc, pred, None, timeout)
+    return await park(proc, pred, None, timeout)
 
 
 def _is_reply(message: Any, ref: Ref) -> bool:
@@ -360,7 +395,7 @@ async def receive_reply(proc: Process, ref: Ref, timeout: float | None, *,
                         and message.ref == monitor):
                     del box[i]
                     return message
-    return await _park(proc, None, ref, timeout, monitor)
+    return await park(proc, None, ref, timeout, monitor)
 
 
 def flush_ref(proc: Process, ref: Ref) -> None:

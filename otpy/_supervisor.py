@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 import attrs
 import trio
 
+from otpy import telemetry
 from otpy._child_spec import ChildSpec, RestartType
 from otpy._genserver import GenServer, Ignored, StartError, Stop, call
 from otpy._process import current, receive
@@ -58,6 +59,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger("otpy.supervisor")
+# telemetry events (docs/otpy/telemetry.md)
+_INIT = ("otpy", "supervisor", "init")
+_STARTED = ("otpy", "supervisor", "child_started")
+_START_ERROR = ("otpy", "supervisor", "start_error")
+_RESTART = ("otpy", "supervisor", "restart")
+_GIVE_UP = ("otpy", "supervisor", "give_up")
+_SHUTDOWN = ("otpy", "supervisor", "child_shutdown")
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
@@ -239,7 +247,8 @@ def report_shutdown(sup: Any, spec: ChildSpec, reason: ExitReason) -> None:
     if isinstance(reason, Shutdown | Killed | Normal):
         return
     logger.error("supervisor %r: child %r did not shut down cleanly: %r", sup, spec.id, reason,
-                 extra={"otpy_report": "shutdown_error"})
+                 extra={"otpy_report": "shutdown_error", "otpy_supervisor": sup,
+                        "otpy_child_id": spec.id, "otpy_reason": reason})
 
 
 
@@ -308,6 +317,7 @@ class Supervisor(GenServer):
     """A supervisor of an ordered list of children. See the module docs."""
 
     trap_exits = True
+    observer_kind = "supervisor"
 
     children: list[_Child]
     strategy: Strategy
@@ -443,6 +453,10 @@ class Supervisor(GenServer):
         self.strategy = strategy
         self.intensity = Intensity(max_restarts, max_seconds)
         self.children = []
+        if telemetry.active:
+            telemetry.execute(_INIT, {}, {
+                "supervisor": self.pid, "kind": "supervisor", "strategy": strategy,
+                "max_restarts": max_restarts, "max_seconds": max_seconds, "children": children})
         for spec in children:
             child = _Child(spec)
             try:
@@ -458,11 +472,20 @@ class Supervisor(GenServer):
             pid = await start_from_spec(spec)
         except StartError as err:
             logger.error("supervisor %r: child %r failed to start: %r", self.pid, spec.id,
-                         err.reason, extra={"otpy_report": "start_error"})
+                         err.reason, extra={"otpy_report": "start_error",
+                                            "otpy_supervisor": self.pid,
+                                            "otpy_child_id": spec.id, "otpy_reason": err.reason})
+            if telemetry.active:
+                telemetry.execute(_START_ERROR, {}, {"supervisor": self.pid, "id": spec.id,
+                                                     "reason": err.reason})
             raise
+        if telemetry.active:
+            telemetry.execute(_STARTED, {}, {"supervisor": self.pid, "id": spec.id, "pid": pid,
+                                             "spec": spec})
         if logger.isEnabledFor(logging.INFO):
             logger.info("supervisor %r started child %r as %r", self.pid, spec.id, pid,
-                        extra={"otpy_report": "progress"})
+                        extra={"otpy_report": "progress", "otpy_supervisor": self.pid,
+                               "otpy_child_id": spec.id, "otpy_child_pid": pid})
         return pid
 
     async def terminate(self, reason: ExitReason) -> None:
@@ -482,6 +505,9 @@ class Supervisor(GenServer):
         if pid is None:
             return
         child.pid = None
+        if telemetry.active:
+            telemetry.execute(_SHUTDOWN, {}, {"supervisor": self.pid, "id": child.spec.id,
+                                              "pid": pid})
         reason = await shutdown_child(pid, child.spec.shutdown)
         report_shutdown(self.pid, child.spec, reason)
 
@@ -491,17 +517,30 @@ class Supervisor(GenServer):
         elif type(message) is tuple and len(message) == 3 and message[:2] == _RETRY:
             child = self._by_id(message[2])
             if child is not None and child.restarting:
+                if telemetry.active:
+                    telemetry.execute(_RESTART, {}, {"supervisor": self.pid, "id": child.spec.id,
+                                                     "pid": None, "reason": None, "retry": True})
                 await self._restart(child)
         # anything else is ignored, as in OTP
+
+    def children_info(self) -> list[ChildInfo]:
+        """`which_children`'s answer, read from the state (the observer reads it so)."""
+        return [
+            ChildInfo(c.spec.id, RESTARTING if c.restarting else c.pid, c.spec.type,
+                      c.spec.modules or [])
+            for c in self.children
+        ]
+
+    def format_status(self) -> dict[str, Any]:
+        """Strategy, intensity and children counts (for the observer)."""
+        return {"strategy": self.strategy, "max_restarts": self.intensity.max_restarts,
+                "max_seconds": self.intensity.max_seconds, "children": len(self.children),
+                "active": sum(1 for c in self.children if c.pid is not None)}
 
     async def handle_call(self, request: Any, caller: Any) -> Any:
         op = request[0]
         if op == "which_children":
-            return [
-                ChildInfo(c.spec.id, RESTARTING if c.restarting else c.pid, c.spec.type,
-                          c.spec.modules or [])
-                for c in self.children
-            ]
+            return self.children_info()
         if op == "count_children":
             return {
                 "specs": len(self.children),
@@ -580,11 +619,17 @@ class Supervisor(GenServer):
         restart = should_restart(spec.restart, reason)
         if not is_quiet(reason):
             logger.error("supervisor %r: child %r (%r) terminated with reason %r", self.pid,
-                         spec.id, pid, reason, extra={"otpy_report": "child_terminated"})
+                         spec.id, pid, reason, extra={
+                             "otpy_report": "child_terminated", "otpy_supervisor": self.pid,
+                             "otpy_child_id": spec.id, "otpy_child_pid": pid,
+                             "otpy_reason": reason})
         if not restart:
             if spec.restart == "temporary":
                 self.children.remove(child)
             return
+        if telemetry.active:
+            telemetry.execute(_RESTART, {}, {"supervisor": self.pid, "id": spec.id, "pid": pid,
+                                             "reason": reason, "retry": False})
         await self._restart(child)
 
     async def _restart(self, child: _Child) -> None:
@@ -601,7 +646,12 @@ class Supervisor(GenServer):
         if not self.intensity.add():
             logger.error("supervisor %r reached max restart intensity (%d in %ss); shutting down",
                          self.pid, self.intensity.max_restarts, self.intensity.max_seconds,
-                         extra={"otpy_report": "reached_max_restart_intensity"})
+                         extra={"otpy_report": "reached_max_restart_intensity",
+                                "otpy_supervisor": self.pid, "otpy_child_id": child.spec.id,
+                                "otpy_max_restarts": self.intensity.max_restarts,
+                                "otpy_max_seconds": self.intensity.max_seconds})
+            if telemetry.active:
+                telemetry.execute(_GIVE_UP, {}, {"supervisor": self.pid, "id": child.spec.id})
             raise Stop(SHUTDOWN)
         if self.strategy == "one_for_one":
             group = [child]

@@ -2,9 +2,14 @@
 
     python tests/_py_node.py NAME COOKIE EPMD_PORT TICKTIME
 
-It starts a distributed otpy node with an ``echo`` GenServer and a ``looper``
-process, allows rpc on this module, prints ``@@READY <node>`` and runs until
-its stdin closes. The functions below are what tests call on it by rpc.
+It starts a distributed otpy node with an ``echo`` GenServer, a ``looper``
+process and a ``sink`` that drops what it gets, allows rpc on this module,
+prints ``@@READY <node>`` and runs until its stdin closes. The functions below
+are what tests call on it by rpc.
+
+Optional environment: ``PY_NODE_OPTIONS`` (JSON: more `otpy.run` options;
+``atom_headroom`` sets ``max_atoms`` to the atoms that exist now plus that
+many) and ``PY_NODE_LOG`` (a file for the node's log, INFO and up).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ async def looper() -> None:
                 otpy.send(pid, ("monitoring", otpy.self()))
             case ("exit", reason):
                 raise otpy.ProcessExit(otpy.TermReason(reason))
+            case ("flood", pid, n, size):
+                flood(pid, n, size)
             case otpy.Exit() | otpy.Down():
                 _events.append(msg)
 
@@ -106,9 +113,40 @@ def fail() -> None:
     raise ValueError("failed on purpose")
 
 
+def memory() -> dict[str, int]:
+    """This OS process's memory in KiB: ``{"rss": now, "peak": highest so far}``."""
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return {"rss": int(fields["VmRSS"].split()[0]), "peak": int(fields["VmHWM"].split()[0])}
+
+
+def atoms() -> int:
+    """How many atoms exist in this OS process."""
+    return len(otpy.Atom._table)
+
+
+def connected() -> list[str]:
+    return otpy.nodes()
+
+
+def flood(pid: otpy.Pid, n: int, size: int) -> int:
+    """Send ``n`` messages of ``size`` bytes to ``pid`` (plain local sends, never
+    blocking); returns how many were sent."""
+    payload = b"x" * size
+    for i in range(n):
+        otpy.send(pid, (i, payload))
+    return n
+
+
+async def sink() -> None:
+    while True:
+        await otpy.receive()
+
+
 async def main(name: str, cookie: str, epmd_port: int, ticktime: float) -> None:
     await Echo.start(name="echo")
     otpy.spawn(looper, name="looper")
+    otpy.spawn(sink, name="sink")
     print(f"@@READY {otpy.node()}", flush=True)
     await trio.wrap_file(sys.stdin).read()  # until the test closes our stdin
 
@@ -121,5 +159,16 @@ if __name__ == "__main__":
     if len(sys.argv) > 5:  # a directory with ca.pem, node.pem, node.key
         d = sys.argv[5]
         tls = otpy.TLSConfig(f"{d}/node.pem", f"{d}/node.key", f"{d}/ca.pem")
+    import json
+    import logging
+    import os
+
+    options = json.loads(os.environ.get("PY_NODE_OPTIONS", "{}"))
+    if "atom_headroom" in options:
+        options["max_atoms"] = len(otpy.Atom._table) + 64 + options.pop("atom_headroom")
+    if os.environ.get("PY_NODE_LOG"):
+        logging.basicConfig(filename=os.environ["PY_NODE_LOG"], level=logging.INFO,
+                            format="%(levelname)s %(name)s: %(message)s")
     otpy.run(this.main, name, cookie, port, tick, node=name, cookie=cookie, epmd_port=port,
-             net_ticktime=tick, rpc_allow=["_py_node:*"], shutdown_timeout=1.0, tls=tls)
+             net_ticktime=tick, rpc_allow=["_py_node:*"], shutdown_timeout=1.0, tls=tls,
+             **options)

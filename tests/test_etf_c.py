@@ -174,3 +174,103 @@ def test_bad_and_uncommon_inputs(data: bytes) -> None:
 def test_a_non_bytes_buffer_is_refused() -> None:
     with pytest.raises(TypeError):
         _etf.decode_at(bytearray(b"a\x01"), 0)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------- bounds on time and memory
+#
+# Issue 11: hostile shapes that a decoder must take in time linear in its input
+# (nested list tails were quadratic, maps with keys equal for Python were
+# exponential in their nesting) and without allocating ahead of the bytes that
+# fill it (nested tuples announcing as many elements as there are bytes left
+# made the C decoder allocate ~10,000 times the input). Every input below is
+# decoded by the C decoder under tracemalloc and on its own for time; the bounds
+# are an order of magnitude above what the decoder needs, far below the old costs.
+
+#: Per input: a fixed allowance, plus so much per input byte. Containers, small
+#: integers and floats (the hostile shapes) decode in C at a few ns per byte; any
+#: other term (atoms, pids ... through the Python handlers) at up to ~1 us.
+_TIME_FIXED, _TIME_PER_BYTE, _TIME_PER_BYTE_CONTAINERS = 0.02, 2e-6, 1e-7
+_MEMORY_FIXED, _MEMORY_PER_BYTE = 1 << 20, 120
+
+
+def _bounded(data: bytes, per_byte: float = _TIME_PER_BYTE) -> None:
+    """Decode ``data`` with the C decoder within the time and memory bounds (and as
+    the Python decoder does)."""
+    import time
+    import tracemalloc
+
+    took = math.inf
+    for _ in range(3):  # the best of three: what decoding needs, not the machine's noise
+        start = time.perf_counter()
+        outcome(c_decode, data)
+        took = min(took, time.perf_counter() - start)
+    assert took < _TIME_FIXED + per_byte * len(data), (took, len(data))
+    tracemalloc.start()
+    try:
+        outcome(c_decode, data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < _MEMORY_FIXED + _MEMORY_PER_BYTE * len(data), (peak, len(data))
+    same_outcome(data)
+
+
+def _nested_tails(depth: int, inner: int) -> bytes:
+    return (b"l\0\0\0\x01a\x00" * depth + b"l" + struct.pack(">I", inner) + b"a\x00" * inner
+            + b"j")
+
+
+def _announcing_tuples(depth: int, total: int, small: bool) -> bytes:
+    """Tuples nested ``depth`` deep, each announcing as many elements as bytes are left."""
+    head = 2 if small else 5
+    out = b""
+    for i in range(depth):
+        left = max(total - head * (i + 1), 1)
+        out += bytes((104, min(left, 255))) if small else b"i" + struct.pack(">I", left)
+    return out + b"j" * max(total - len(out), 0)
+
+
+def _equal_keys_maps(depth: int) -> bytes:
+    body = b"a\x00"
+    for _ in range(depth):
+        body = b"t\0\0\0\x02a\x01" + body + b"F" + struct.pack(">d", 1.0) + b"a\x00"
+    return body
+
+
+hostile = st.one_of(
+    st.builds(_nested_tails, st.integers(0, 500), st.integers(0, 20_000)),
+    st.builds(_announcing_tuples, st.integers(1, 500), st.integers(100, 20_000), st.booleans()),
+    st.builds(_equal_keys_maps, st.integers(1, 60)),
+    # lists whose tails are lists, tuples and maps mixed, cut anywhere
+    st.builds(lambda parts, cut: b"".join(parts)[:cut] if cut else b"".join(parts),
+              st.lists(st.sampled_from([b"l\0\0\0\x02a\x01", b"h\x02a\x01", b"t\0\0\0\x01a\x01",
+                                        b"i\0\0\xff\xff", b"l\xff\xff\xff\xff"]),
+                       min_size=1, max_size=600),
+              st.integers(0, 3000)),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile)
+def test_hostile_shapes_decode_within_time_and_memory_bounds(data: bytes) -> None:
+    _bounded(data, _TIME_PER_BYTE_CONTAINERS)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(terms, st.data())
+def test_mutated_encodings_decode_within_time_and_memory_bounds(term: Any,
+                                                               data: st.DataObject) -> None:
+    buf = mutate(term_to_binary(term), data,
+                 (0, 1, 0x7F, 0x80, 0xFF, 104, 105, 106, 108, 116))
+    if len(buf) > 1:
+        _bounded(buf[1:])
+
+
+@pytest.mark.parametrize(("shape", "data"), [
+    ("500 list tails around 1,000,000 elements", _nested_tails(500, 1_000_000)),
+    ("500 tuples announcing 15,000 elements", _announcing_tuples(500, 15_000, False)),
+    ("500 small tuples announcing 255 elements", _announcing_tuples(500, 1_000, True)),
+    ("40 nested maps with keys 1 and 1.0", _equal_keys_maps(40)),
+])
+def test_the_shapes_of_issue_11_within_bounds(shape: str, data: bytes) -> None:
+    _bounded(data, _TIME_PER_BYTE_CONTAINERS)

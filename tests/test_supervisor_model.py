@@ -1,26 +1,35 @@
-"""Model-based test: a pure reference model of supervisor semantics vs the real thing.
+"""Model-based tests: otpy's supervisors against `otpy.testing.SupervisorModel`.
 
-The model knows strategies (one_for_one / one_for_all / rest_for_one),
-restart types (permanent / transient / temporary) and restart intensity
-(more than max_restarts restarts within max_seconds -> the supervisor shuts
-down). Hypothesis draws a tree and a schedule of child exits at given times;
-the real `otpy.Supervisor` runs the same schedule on trio's MockClock, and
-after every event the observable state must agree: is the supervisor alive,
-which children (in order) it has, which are running, and which were
-restarted (got a new pid).
+The model (public, in ``otpy.testing``) knows strategies (one_for_one /
+one_for_all / rest_for_one), restart types (permanent / transient /
+temporary) and restart intensity (more than max_restarts restarts within
+max_seconds -> the supervisor shuts down). Two properties use it:
+
+* by hand: hypothesis draws a flat tree and a schedule of child exits at
+  given times; the real `otpy.Supervisor` runs it on trio's MockClock, the
+  model is told each exit, and after every event the observable state must
+  agree: is the supervisor alive, which children (in order) it has, which are
+  running, and how often each was started (a new pid is a new start);
+* through `otpy.testing.inject`: nested trees of supervisors and
+  DynamicSupervisors under drawn fault schedules, where the model is kept in
+  step with the live tree and every reaction (restarts in order, siblings
+  shut down newest first, give-ups) is checked.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-import attrs
+import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import otpy
+import otpy.testing as ot
+from otpy.testing import SupervisorModel
 
 RESTARTS = ("permanent", "transient", "temporary")
 REASONS = {
@@ -30,61 +39,9 @@ REASONS = {
 }
 
 
-# ----------------------------------------------------------------- the model
-
-
-@attrs.define
-class ModelChild:
-    id: str
-    restart: str
-    running: bool = True
-    generation: int = 0
-
-
-@attrs.define
-class Model:
-    strategy: str
-    max_restarts: int
-    max_seconds: float
-    children: list[ModelChild]
-    alive: bool = True
-    restarts: list[float] = attrs.Factory(list)
-
-    def child_exit(self, child_id: str, reason: str, now: float) -> None:
-        child = next(c for c in self.children if c.id == child_id)
-        child.running = False
-        restart = child.restart == "permanent" or (
-            child.restart == "transient" and reason == "crash"
-        )
-        if not restart:
-            if child.restart == "temporary":
-                self.children.remove(child)
-            return
-        self.restarts = [t for t in self.restarts if t >= now - self.max_seconds] + [now]
-        if len(self.restarts) > self.max_restarts:
-            self.alive = False
-            self.children = []
-            return
-        if self.strategy == "one_for_one":
-            group = [child]
-        else:
-            i = self.children.index(child)
-            if self.strategy == "rest_for_one":
-                others = self.children[i + 1:]
-            else:
-                others = [c for c in self.children if c is not child]
-            for o in others:
-                o.running = False
-            self.children = [
-                c for c in self.children if not (c in others and c.restart == "temporary")
-            ]
-            group = [c for c in self.children if c is child or c in others]
-        for c in group:
-            c.running = True
-            c.generation += 1
-
-    def observe(self) -> tuple[bool, list[tuple[str, bool, int]]]:
-        return self.alive, [(c.id, c.running, c.generation) for c in self.children]
+@pytest.fixture(autouse=True)
+def _quiet(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.CRITICAL)  # the crash reports of the injected exits
 
 
 # ------------------------------------------------------------ the real thing
@@ -113,7 +70,7 @@ async def run_real(
         max_seconds=max_seconds,
     )
     pids = {c.id: c.pid for c in await otpy.Supervisor.which_children(sup)}
-    generations = dict.fromkeys(pids, 0)
+    generations = dict.fromkeys(pids, 1)  # starts so far
     observations = []
     for dt, index, reason in schedule:
         clock.jump(dt)
@@ -137,9 +94,9 @@ async def run_real(
         seen = []
         for r in rows:
             if r.pid is not None and r.pid != pids.get(r.id):
-                generations[r.id] = generations.get(r.id, 0) + 1
+                generations[r.id] = generations.get(r.id, 1) + 1
                 pids[r.id] = r.pid
-            seen.append((r.id, r.pid is not None, generations.get(r.id, 0)))
+            seen.append((r.id, r.pid is not None, generations.get(r.id, 1)))
         observations.append((target.id, reason, (True, seen)))
     return observations
 
@@ -171,8 +128,10 @@ def test_supervisor_matches_reference_model(
         run_real, strategy, max_restarts, max_seconds, restarts, schedule, clock,
         clock=clock, shutdown_timeout=1.0,
     )
-    model = Model(strategy, max_restarts, max_seconds,
-                  [ModelChild(f"c{i}", r) for i, r in enumerate(restarts)])
+    model = SupervisorModel.of(
+        [otpy.ChildSpec(f"c{i}", (Child.start_link, (), {}), restart=r)  # type: ignore[arg-type]
+         for i, r in enumerate(restarts)],
+        strategy, max_restarts, max_seconds)
     now = 0.0
     for (dt, _, _), observed in zip(schedule, observations, strict=True):
         now += dt
@@ -181,5 +140,61 @@ def test_supervisor_matches_reference_model(
             assert not model.alive or not any(c.running for c in model.children)
             continue
         child_id, reason, real_state = observed
-        model.child_exit(child_id, reason, now)
-        assert real_state == model.observe(), (child_id, reason, now)
+        model.exit(child_id, REASONS[reason], now)
+        alive, children = model.observe()
+        assert real_state == (alive, children if alive else []), (child_id, reason, now)
+
+
+# --------------------------------------------- nested trees, through inject
+
+
+class Worker(otpy.GenServer):
+    """A worker; some trap exits (their terminate runs when their supervisor goes)."""
+
+    async def init(self, trap: bool = False) -> None:
+        otpy.trap_exits(trap)
+
+    async def handle_info(self, message: Any) -> None:
+        return None
+
+
+@st.composite
+def trees(draw: st.DrawFn, depth: int = 0, path: str = "r") -> otpy.ChildSpec:
+    """A supervisor spec with workers, nested supervisors and DynamicSupervisors."""
+    children = []
+    for i in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from("wwsd")) if depth < 2 else "w"
+        cid = f"{path}{i}"
+        restart = draw(st.sampled_from(RESTARTS))
+        if kind == "w":
+            children.append(Worker.child_spec(
+                id=f"w{cid}", restart=restart, trap=draw(st.booleans()),
+                shutdown=draw(st.sampled_from([5.0, 0.5, "brutal_kill"]))))
+        elif kind == "s":
+            children.append(draw(trees(depth + 1, cid)))
+        else:
+            children.append(otpy.DynamicSupervisor.child_spec(
+                max_restarts=draw(st.integers(0, 3)), max_seconds=draw(st.sampled_from([1, 5])),
+                id=f"d{cid}", name=f"d{cid}", restart=restart))
+    return otpy.Supervisor.child_spec(
+        children, draw(st.sampled_from(["one_for_one", "one_for_all", "rest_for_one"])),
+        draw(st.integers(0, 4)), draw(st.sampled_from([1.0, 2.0, 5.0])), id=f"s{path}",
+        restart=draw(st.sampled_from(RESTARTS)))
+
+
+async def run_tree(spec: otpy.ChildSpec, dynamic: int, schedule: list[ot.Fault]) -> ot.Report:
+    fn, args, kwargs = spec.start
+    sup = await fn(*args, **{k: v for k, v in kwargs.items() if k != "name"})
+    for name in otpy.registered():
+        for k in range(dynamic):
+            await otpy.DynamicSupervisor.start_child(
+                name, Worker.child_spec(id=None, restart=RESTARTS[k % 3]))
+    return await ot.inject(sup, schedule)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trees(), st.integers(0, 3), ot.faults(max_faults=20))
+def test_nested_trees_match_the_model_under_faults(
+    spec: otpy.ChildSpec, dynamic: int, schedule: list[ot.Fault]
+) -> None:
+    ot.run(run_tree, spec, dynamic, schedule, shutdown_timeout=60.0).check()

@@ -71,9 +71,11 @@ def needs_proxy(options: Options) -> bool:
 def launch_spec(options: Options, callback_timeout: float) -> dict[str, Any]:
     """The launch of a session's CLI as plain terms, for the sandbox.
 
-    Everything is computed here from the options except the executable and
-    the base environment, which are the sandbox's own. The session's
-    ``api_key`` travels in ``env`` (only to that CLI's environment).
+    Everything is computed here from the options except the executable, the
+    base environment and the resolved working directory, which are the
+    sandbox's own (its `claudecode.sandbox.Policy` checks the rest): the
+    session's ``cli_path`` is not sent. The session's ``api_key`` travels in
+    ``env`` (only to that CLI's environment).
 
     Args:
         options: the session options.
@@ -85,7 +87,6 @@ def launch_spec(options: Options, callback_timeout: float) -> dict[str, Any]:
     handler = CallbackHandler(options, callback_timeout=callback_timeout)
     _, specs = build_hooks_config(options.hooks)
     return {
-        "cli_path": options.cli_path,
         "args": to_cli_args(options),
         "env": _to_cli_env(options, base_env={}),
         "inherit_env": options.inherit_env if options.inherit_env == "all"
@@ -152,7 +153,10 @@ class Node(Adapter):
     """Run the CLI on a sandbox node (``claudecode sandbox``); the session stays here.
 
     The app node must itself be distributed (``otpy.run(..., node=...)``).
-    ``cwd`` is required: it is created on the sandbox.
+    ``cwd`` is required: it is created on the sandbox, inside its workspace
+    root. The sandbox runs the CLI it was started with (a session's
+    ``cli_path`` is not used), and sets only the environment variables its
+    policy allows.
 
     Attributes:
         node: the sandbox node, ``claude@host``.
@@ -195,7 +199,7 @@ class Node(Adapter):
         """
         await self.connect()
         await self.rpc("make_workspace", [options.cwd], "creating the workspace")
-        cli = await self.rpc("check_cli", [options.cli_path], "checking the CLI")
+        cli = await self.rpc("check_cli", [], "checking the CLI")
         load = await self.capacity()
         return _Prepared(cli, load.get("budget"))
 

@@ -9,6 +9,7 @@ small caches of encoded packet heads.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,11 +18,14 @@ import trio
 
 from otpy._terms import Atom, Pid, Ref
 from otpy.dist._handshake_io import DistConnection
+from otpy.dist._show import show_name
 
 if TYPE_CHECKING:
     from otpy.dist._distribution import Distribution
 
 __all__ = ["Connection", "remember"]
+
+logger = logging.getLogger("otpy.dist")
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -33,9 +37,16 @@ class Connection:
     def __init__(self, dist: Distribution, peer: Atom) -> None:
         self.dist = dist
         self.peer = peer
+        self.label = show_name(peer.name)  # the peer's name as logs show it
         self.up = False
         self.dc: DistConnection | None = None
         self.outbox: deque[bytes] = deque()
+        # Bytes in the outbox and being written; past dist.busy_limit the reader
+        # pauses (`busy` is then the event that resumes it), past `limit`
+        # (dist.max_queue; -1 once closed) a push drops the connection.
+        self.queued = 0
+        self.limit = dist.max_queue
+        self.busy: trio.Event | None = None
         self.wake = trio.Event()
         self.ready = trio.Event()  # set once up, or closed
         self.scope = trio.CancelScope()
@@ -70,8 +81,18 @@ class Connection:
         self.rneed = 0
 
     def push(self, packet: bytes) -> None:
-        """Send a packet: written at once if the socket is idle, else queued (never blocks)."""
-        self.outbox.append(len(packet).to_bytes(4, "big") + packet)
+        """Send a packet: written at once if the socket is idle, else queued (never blocks).
+
+        Past the hard cap (the node's ``max_queue`` bytes queued) the packet is
+        not queued and the connection is dropped instead (see `overflow`).
+        """
+        queued = self.queued
+        if queued > self.limit:
+            self.overflow()
+            return
+        n = len(packet)
+        self.outbox.append(n.to_bytes(4, "big") + packet)
+        self.queued = queued + n + 4
         self.sent_since_tick = True
         if self.corked:
             return
@@ -83,7 +104,12 @@ class Connection:
     def push_later(self, packet: bytes) -> None:
         """Queue a packet that need not leave at once (a demonitor): it goes out
         with the next packet written, or when the writer next runs."""
-        self.outbox.append(len(packet).to_bytes(4, "big") + packet)
+        if self.queued > self.limit:
+            self.overflow()
+            return
+        data = len(packet).to_bytes(4, "big") + packet
+        self.outbox.append(data)
+        self.queued += len(data)
         self.sent_since_tick = True
         if not self.wake.is_set():
             self.wake.set()
@@ -101,8 +127,10 @@ class Connection:
                 n = 0
             self.direct_used = True  # re-armed by the next packet read, or the writer
             if n == len(data):
+                self.queued = 0
                 return
             box.append(data[n:])
+            self.queued = len(data) - n
         if not self.wake.is_set():
             self.wake.set()  # the writer sends the rest
 
@@ -115,8 +143,22 @@ class Connection:
             elif not self.wake.is_set():
                 self.wake.set()
 
+    def overflow(self) -> None:
+        """A packet pushed past the hard cap: drop the connection (once).
+
+        Its links and monitors fire with `NoConnection`, as for any lost
+        connection; the reason is logged. A closed connection takes nothing.
+        """
+        if self.closed:
+            return
+        why = (f"{self.queued} bytes queued for it, over max_queue={self.dist.max_queue} "
+               "(it does not read what it is sent)")
+        if not self.up:  # a connection being set up: `drop` logs only lost ones
+            logger.warning("dropping the connection to %s being set up: %s", self.label, why)
+        self.dist.drop(self, why)
+
     def __repr__(self) -> str:
-        return f"<Connection {self.peer.name} {'up' if self.up else 'setting up'}>"
+        return f"<Connection {self.label} {'up' if self.up else 'setting up'}>"
 
 
 def remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:

@@ -18,7 +18,6 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from otpy.dist._etf import ETFDecodeError, decode_at, decode_term, term_ext, term_to_binary
 from otpy._reasons import (
     CallingSelf,
     Crash,
@@ -33,6 +32,8 @@ from otpy._reasons import (
     Timeout,
 )
 from otpy._terms import Atom, ImproperList, Pid, Ref
+from otpy.dist._etf import ETFDecodeError, decode_at, decode_term, term_ext, term_to_binary
+from otpy.dist._show import show
 from otpy.dist._structs import register_struct
 
 R = TypeVar("R")
@@ -329,14 +330,15 @@ def decode_packet(packet: bytes) -> tuple[tuple[Any, ...], Any]:
             tuple of the wrong shape.
     """
     if not packet or packet[0] != PASS_THROUGH:
-        raise ControlError(f"unsupported distribution packet type {packet[:1]!r}")
+        raise ControlError(f"unsupported distribution packet type {packet[:1]!r} "
+                           f"({len(packet)} bytes)")
     try:
         if len(packet) < 2 or packet[1] != 131:
             raise ControlError("control term lacks the version byte 131")
         control, pos = decode_at(packet, 2)
         message = None
         if type(control) is not tuple or not control or type(control[0]) is not int:
-            raise ControlError(f"bad control message {control!r}")
+            raise ControlError(f"bad control message {show(control)}")
         op = control[0]
         if op in _UNTRACED:
             op = _UNTRACED[op]
@@ -383,7 +385,7 @@ def _check_shape(control: tuple[Any, ...]) -> tuple[Any, ...]:
     if shape is None:
         return control  # unknown or ignorable control: the runtime logs and skips it
     if len(control) != len(shape) + 1:
-        raise ControlError(f"malformed control message {control!r}")
+        raise ControlError(f"malformed control message {show(control)}")
     i = 1
     for kind in shape:
         value = control[i]
@@ -393,7 +395,7 @@ def _check_shape(control: tuple[Any, ...]) -> tuple[Any, ...]:
                 name = "undefined" if value is None else "true" if value else "false"
                 control = (*control[:i], Atom(name), *control[i + 1:])
             else:
-                raise ControlError(f"malformed control message {control!r}")
+                raise ControlError(f"malformed control message {show(control)}")
         i += 1
     return control
 

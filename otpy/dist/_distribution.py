@@ -25,32 +25,56 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from otpy import telemetry
 from otpy._process import flush_ref
 from otpy._reasons import NOPROC, Down, ExitReason, NoConnection, NodeDown
 from otpy._terms import Atom, Pid, Ref
 from otpy.dist import _control as ctl
 from otpy.dist._connection import Connection, remember
 from otpy.dist._control import ControlError, reason_to_term, term_to_reason
-from otpy.dist._epmd_io import Registration, ensure_epmd, register
-from otpy.dist._etf import ETFDecodeError, decode_at, term_ext, term_to_binary
+from otpy.dist._cookie import check_cookie
+from otpy.dist._epmd_io import EPMD_MODES, Registration, ensure_epmd, register
+from otpy.dist._etf import ETFDecodeError, decode_at, set_max_atoms, term_ext, term_to_binary
 from otpy.dist._global import GlobalNames
 from otpy.dist._handshake import (
+    DFLAG_PUBLISHED,
     HandshakeError,
     HandshakeRejected,
     simultaneous_status,
     split_node,
 )
 from otpy.dist._handshake_io import ConnectionLost, DistConnection, accept, connect_to_node
+from otpy.dist._show import show, show_name
 from otpy.dist._tls import TLSConfig, tls_failure
 
 if TYPE_CHECKING:
     from otpy._node import Node
     from otpy._process import Process
 
-__all__ = ["CallHandle", "Distribution"]
+__all__ = ["DEFAULT_BUSY_LIMIT", "DEFAULT_MAX_QUEUE", "CallHandle", "Distribution"]
 
 logger = logging.getLogger("otpy.dist")
 _EMPTY = Atom("")
+# telemetry events (docs/otpy/telemetry.md)
+_NODE_UP = ("otpy", "dist", "node_up")
+_NODE_DOWN = ("otpy", "dist", "node_down")
+_CONNECT_FAILED = ("otpy", "dist", "connect_failed")
+
+#: Bytes queued for a peer past which the node stops reading from it until they
+#: drain (Erlang's ``dist_buf_busy_limit`` default).
+DEFAULT_BUSY_LIMIT = 1 << 20
+#: Bytes queued for a peer past which a further send drops the connection.
+DEFAULT_MAX_QUEUE = 64 << 20
+
+
+class _Cookies(dict[str, str]):
+    """Per-node cookies (`otpy.set_cookie`): each is checked when it is set."""
+
+    def __setitem__(self, node: str, cookie: str) -> None:
+        super().__setitem__(node, check_cookie(cookie))
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} per-node cookies>"
 
 
 #: What `Distribution.start_call` hands to `Distribution.end_call`: the
@@ -74,23 +98,39 @@ class Distribution:
         connect_timeout: float = 7.0,
         rpc_allow: Any = (),
         tls: TLSConfig | None = None,
+        busy_limit: int = DEFAULT_BUSY_LIMIT,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        max_atoms: int | None = None,
+        epmd: str = "daemon",
     ) -> None:
         if "@" not in name:
             raise ValueError(f"a node name is 'name@host', not {name!r}")
+        for option, value in (("busy_limit", busy_limit), ("max_queue", max_queue)):
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{option} must be a positive int, not {value!r}")
+        if epmd not in EPMD_MODES:
+            raise ValueError(f"epmd must be one of {', '.join(EPMD_MODES)}, not {epmd!r}")
+        if max_atoms is not None:
+            set_max_atoms(max_atoms)
         self.node = node
         self.name = name
         self.alive_name, self.host = split_node(name)
-        self.cookie = cookie
+        self.cookie = check_cookie(cookie)
+        self.busy_limit = busy_limit
+        self.max_queue = max_queue
+        self.epmd = epmd
         self.hidden = hidden
         self.net_ticktime = net_ticktime
         self.epmd_port = epmd_port
         self.listen_host = listen_host
         self.connect_timeout = connect_timeout
-        self.rpc_allow = rpc_allow
+        from otpy.dist.rpc import check_allow_list
+
+        self.rpc_allow = check_allow_list(rpc_allow)
         self.tls_server = tls.server_context() if tls is not None else None
         self.tls_client = tls.client_context() if tls is not None else None
         self.conns: dict[Atom, Connection] = {}
-        self.cookies: dict[str, str] = {}  # per-node cookies (erlang:set_cookie/2)
+        self.cookies: dict[str, str] = _Cookies()  # per-node cookies (erlang:set_cookie/2)
         self.aliases: dict[Ref, Process] = {}
         self.registration: Registration | None = None
         self.port = 0
@@ -109,7 +149,7 @@ class Distribution:
         listeners = await trio.open_tcp_listeners(0, host=self.listen_host)
         self.port = listeners[0].socket.getsockname()[1]
         nursery.start_soon(self._accept_loop, listeners)
-        await ensure_epmd(nursery, self.epmd_port)
+        await ensure_epmd(nursery, self.epmd_port, mode=self.epmd)
         self.registration = await register(
             self.alive_name, self.port, hidden=self.hidden, epmd_port=self.epmd_port
         )
@@ -188,7 +228,12 @@ class Distribution:
                 with trio.move_on_after(self.connect_timeout):
                     await conn.ready.wait()
             if not conn.up and not conn.closed and self.conns.get(conn.peer) is conn:
-                logger.warning("cannot connect to %s: %s", conn.peer.name, exc)
+                logger.warning("cannot connect to %s: %s", conn.label, exc, extra={
+                    "otpy_report": "connect_failed", "otpy_node": conn.peer.name,
+                    "otpy_why": str(exc)})
+                if telemetry.active:
+                    telemetry.execute(_CONNECT_FAILED, {}, {"node": conn.peer.name,
+                                                            "reason": str(exc)})
                 self._drop(conn, f"connect failed: {exc}")
             return
         if conn.closed or self.conns.get(conn.peer) is not conn:
@@ -234,7 +279,8 @@ class Distribution:
                               timeout=self.connect_timeout, decide_status=decide,
                               header=4 if self.tls_server is not None else 2)
         except HandshakeError as exc:
-            logger.warning("refused a distribution connection: %s", exc)
+            logger.warning("refused a distribution connection: %s", exc, extra={
+                "otpy_report": "connection_refused", "otpy_why": str(exc)})
             return
         peer = Atom(dc.peer_node)
         old = self.conns.get(peer)
@@ -256,7 +302,11 @@ class Distribution:
         conn.last_recv = trio.current_time()
         conn.wake.set()
         conn.ready.set()
-        logger.info("connected to %s", conn.peer.name)
+        logger.info("connected to %s", conn.label, extra={
+            "otpy_report": "connected", "otpy_node": conn.peer.name})
+        if telemetry.active:
+            telemetry.execute(_NODE_UP, {}, {
+                "node": conn.peer.name, "hidden": not dc.peer_flags & DFLAG_PUBLISHED})
         self.globals.connection_up(conn.peer.name)
         reason = "connection closed"
         with conn.scope:
@@ -268,13 +318,13 @@ class Distribution:
             except* ConnectionLost as group:
                 reason = str(group.exceptions[0])
             except* ControlError as group:
-                logger.error("bad data from %s, dropping the connection: %s", conn.peer.name,
+                logger.error("bad data from %s, dropping the connection: %s", conn.label,
                              group.exceptions[0])
                 reason = f"protocol error: {group.exceptions[0]}"
             except* Exception as group:  # a bug must not take the node down
-                logger.error("connection to %s failed", conn.peer.name,
+                logger.error("connection to %s failed", conn.label,
                              exc_info=group.exceptions[0])
-                reason = f"internal error: {group.exceptions[0]!r}"
+                reason = f"internal error: {show(group.exceptions[0])}"
         self._drop(conn, reason)
         await trio.aclose_forcefully(dc.stream)
 
@@ -302,9 +352,17 @@ class Distribution:
             try:
                 await stream.send_all(b"".join(parts))
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise ConnectionLost(f"connection to {conn.peer.name} broke: {exc}") from exc
+                raise ConnectionLost(f"connection to {conn.label} broke: {exc}") from exc
             finally:
                 conn.writing = False
+            conn.queued -= size
+            if conn.busy is not None:
+                # The peer reads what we send: it is alive (with our reader
+                # paused this is the only sign); under the limit it may send again.
+                conn.last_recv = trio.current_time()
+                if conn.queued <= self.busy_limit:
+                    conn.busy.set()
+                    conn.busy = None
 
     async def _ticker(self, conn: Connection) -> None:
         interval = self.net_ticktime / 4
@@ -312,10 +370,24 @@ class Distribution:
             await trio.sleep(interval)
             if trio.current_time() - conn.last_recv > self.net_ticktime:
                 raise ConnectionLost(
-                    f"{conn.peer.name} sent nothing for {self.net_ticktime} s (net tick timeout)")
+                    f"{conn.label} sent nothing for {self.net_ticktime} s (net tick timeout)"
+                    if conn.busy is None else
+                    f"{conn.label} read nothing of the {conn.queued} bytes queued for it for "
+                    f"{self.net_ticktime} s (busy; net tick timeout)")
             if not conn.sent_since_tick:
                 conn.push(b"")
             conn.sent_since_tick = False
+
+    async def _paused(self, conn: Connection) -> None:
+        """Stop reading from a peer until its output drains under ``busy_limit``
+        (Erlang's ``dist_buf_busy_limit``): a peer that never reads what it is
+        sent gets no further (its own sends block), and past ``net_ticktime``
+        without progress the ticker drops the connection."""
+        if conn.busy is None:
+            conn.busy = trio.Event()
+            logger.info("connection to %s is busy (%d bytes queued): not reading from it "
+                        "until they drain", conn.label, conn.queued)
+        await conn.busy.wait()
 
     async def _reader(self, conn: Connection) -> None:
         dc = conn.dc
@@ -323,6 +395,8 @@ class Distribution:
         fd = dc.fileno
         if fd is None:  # TLS: through the stream
             while True:
+                if conn.queued > self.busy_limit:
+                    await self._paused(conn)
                 packet = await dc.receive_packet()
                 conn.last_recv = trio.current_time()
                 if packet:
@@ -334,8 +408,11 @@ class Distribution:
             self._feed(conn, rest)
         wait_readable = trio.lowlevel.wait_readable
         read = os.read
-        peer = conn.peer.name
+        peer = conn.label
+        limit = self.busy_limit
         while True:
+            if conn.queued > limit:
+                await self._paused(conn)
             await wait_readable(fd)
             try:
                 data = read(fd, 262144)
@@ -509,7 +586,7 @@ class Distribution:
         elif op == ctl.UNLINK_ID_ACK or op == ctl.GROUP_LEADER or op == ctl.NODE_LINK:
             pass
         else:
-            logger.info("ignoring control message %r from %s", control[:1], conn.peer.name)
+            logger.info("ignoring control message %s from %s", show(control[:1]), conn.label)
 
     def _monitor(self, conn: Connection, watcher: Pid, target: Any, ref: Ref) -> None:
         """MONITOR_P: a remote process monitors a local one (by pid or name)."""
@@ -570,11 +647,24 @@ class Distribution:
 
     # -------------------------------------------------------- loss of a peer
 
+    def drop(self, conn: Connection, why: str) -> None:
+        """Drop a connection: its links and monitors fire with `NoConnection`,
+        `monitor_node` watchers get `NodeDown`, and the reason is logged.
+
+        Args:
+            conn: the connection.
+            why: the reason, for the log.
+        """
+        self._drop(conn, why)
+
     def _drop(self, conn: Connection, why: str) -> None:
         if conn.closed:
             return
         conn.closed = True
+        conn.limit = -1  # from now on every push is refused (see Connection.push)
         conn.fd = None
+        if conn.busy is not None:
+            conn.busy.set()
         if self.conns.get(conn.peer) is conn:
             del self.conns[conn.peer]
         conn.scope.cancel()
@@ -582,7 +672,10 @@ class Distribution:
         conn.ready.set()
         peer = conn.peer.name
         if conn.up:
-            logger.warning("connection to %s lost: %s", peer, why)
+            logger.warning("connection to %s lost: %s", conn.label, why, extra={
+                "otpy_report": "connection_lost", "otpy_node": peer, "otpy_why": why})
+            if telemetry.active:
+                telemetry.execute(_NODE_DOWN, {}, {"node": peer, "reason": why})
         node = self.node
         reason = NoConnection(peer)
         for local, remote in conn.links:
@@ -605,6 +698,7 @@ class Distribution:
         conn.monitors.clear()
         conn.remote_monitors.clear()
         conn.outbox.clear()
+        conn.queued = 0
         self.globals.connection_down(peer)
 
     # ------------------------------------------------------ the node's hooks

@@ -39,6 +39,7 @@ from otpy.dist._epmd import (
 )
 
 __all__ = [
+    "EPMD_MODES",
     "EmbeddedEpmd",
     "EpmdTimeout",
     "EpmdUnavailable",
@@ -402,31 +403,64 @@ async def _accept_loop(
         nursery.start_soon(_serve_connection, stream, server)
 
 
+#: What a node does when no EPMD answers on its port (``epmd=`` of `otpy.open_node`):
+#: start a separate daemon that outlives it (the default, as ``erl``), run one
+#: inside itself (it stops with the node), or start none (fail).
+EPMD_MODES = ("daemon", "embedded", "none")
+
+
+async def _answers(host: str, port: int) -> bool:
+    try:
+        stream = await trio.open_tcp_stream(host, port)
+    except OSError:
+        return False
+    await trio.aclose_forcefully(stream)
+    return True
+
+
 async def ensure_epmd(
     nursery: trio.Nursery,
     port: int | None = None,
     *,
     host: str = "127.0.0.1",
+    mode: str = "embedded",
+    timeout: float = 10.0,
 ) -> EmbeddedEpmd | None:
-    """Make sure an EPMD answers on ``port``, starting an embedded one if not.
+    """Make sure an EPMD answers on ``port``, starting one if not.
 
     Args:
-        nursery: Where the embedded server runs if one is started.
+        nursery: Where an embedded server runs if one is started.
         port: The EPMD port (default `default_epmd_port`).
-        host: The loopback address to check and listen on.
+        host: The loopback address to check (and, embedded, listen on).
+        mode: ``"embedded"``: run one in this process (it stops with it);
+            ``"daemon"``: start a separate daemon process that outlives this
+            one (the system ``epmd -daemon`` when installed, else otpy's own,
+            see `otpy.dist._epmd_daemon`); ``"none"``: start nothing.
+        timeout: Seconds a daemon may take to answer.
 
     Returns:
-        The embedded server if this call started one, None if an EPMD was
-        already running (or another one won the race to bind the port).
+        The embedded server if this call started one, None otherwise (an
+        EPMD was already running, another one won the race to bind the
+        port, or a daemon was started).
+
+    Raises:
+        EpmdUnavailable: ``mode`` is ``"none"`` and nothing answers, or the
+            daemon did not come up.
     """
     port = default_epmd_port() if port is None else port
-    try:
-        stream = await trio.open_tcp_stream(host, port)
-    except OSError:
-        pass
-    else:
-        await trio.aclose_forcefully(stream)
+    if await _answers(host, port):
         return None
+    if mode == "none":
+        raise EpmdUnavailable(f"no EPMD answers at {host}:{port} (and epmd='none')")
+    if mode == "daemon":
+        from otpy.dist._epmd_daemon import start_daemon
+
+        cmd = await start_daemon(port)
+        with trio.move_on_after(timeout):
+            while not await _answers(host, port):
+                await trio.sleep(0.02)
+            return None
+        raise EpmdUnavailable(f"started {' '.join(cmd)} but nothing answers at {host}:{port}")
     try:
         server: EmbeddedEpmd = await nursery.start(functools.partial(serve_epmd, host=host), port)
     except OSError as exc:

@@ -42,9 +42,11 @@ from otpy._terms import Atom, BitBinary, Export, Fun, ImproperList, MapKey, Pid,
 
 __all__ = [
     "C_DECODER",
+    "DEFAULT_MAX_ATOMS",
     "DEFAULT_MAX_DECOMPRESSED_SIZE",
     "DEFAULT_MAX_DEPTH",
     "VERSION",
+    "AtomLimitError",
     "ETFDecodeError",
     "ETFEncodeError",
     "binary_to_term",
@@ -54,8 +56,10 @@ __all__ = [
     "encode_struct_map",
     "encode_term",
     "pid_ext",
+    "max_atoms",
     "ref_ext",
     "register_encoder",
+    "set_max_atoms",
     "set_struct_hook",
     "term_ext",
     "term_to_binary",
@@ -69,6 +73,9 @@ DEFAULT_MAX_DEPTH: Final = 512
 
 DEFAULT_MAX_DECOMPRESSED_SIZE: Final = 64 * 1024 * 1024
 """Default bound, in bytes, on the declared size of a compressed term."""
+
+DEFAULT_MAX_ATOMS: Final = 1 << 20
+"""Default cap on the atom table (Erlang's default, 1,048,576); see `set_max_atoms`."""
 
 # Tags (erts/doc: erl_ext_dist).
 _COMPRESSED: Final = 80
@@ -154,6 +161,38 @@ class ETFDecodeError(ValueError):
     """The bytes are not an acceptable external term (truncated, malformed, over a limit)."""
 
 
+class AtomLimitError(ETFDecodeError):
+    """A term would create an atom past the atom table's limit (`set_max_atoms`)."""
+
+
+#: The most atoms decoding may bring into existence (one-element list: settable).
+_atom_limit: list[int] = [DEFAULT_MAX_ATOMS]
+
+
+def set_max_atoms(limit: int) -> None:
+    """Cap the atom table: decoding a new atom past ``limit`` atoms fails.
+
+    Atoms are never freed (as in Erlang), so a peer that sends ever new atoms
+    would grow the process without bound; past the cap such a term fails to
+    decode with `AtomLimitError` and the distribution drops the connection
+    that brought it. The table is shared by every node in this OS process.
+
+    Args:
+        limit: the most atoms (Erlang's default, 1,048,576, unless changed).
+
+    Raises:
+        ValueError: ``limit`` is not a positive int.
+    """
+    if type(limit) is not int or limit < 1:
+        raise ValueError(f"max_atoms must be a positive int, not {limit!r}")
+    _atom_limit[0] = limit
+
+
+def max_atoms() -> int:
+    """The current atom table cap (see `set_max_atoms`)."""
+    return _atom_limit[0]
+
+
 class ETFEncodeError(TypeError):
     """A Python value has no external-term encoding (unsupported type or out of range).
 
@@ -203,11 +242,14 @@ def _make_atom(raw: bytes, latin1: bool, ctx: _Ctx) -> Atom:
         raise ETFDecodeError(f"atom name is not valid UTF-8: {raw[:40]!r}") from e
     if len(name) > 255:
         raise ETFDecodeError(f"atom name longer than 255 characters ({len(name)})")
-    if ctx.safe:
-        atom = Atom.lookup(name)
-        if atom is None:
+    atom = Atom.lookup(name)
+    if atom is None:
+        if ctx.safe:
             raise ETFDecodeError(f"unknown atom {name[:40]!r} (safe decoding)")
-    else:
+        if len(Atom._table) >= _atom_limit[0]:
+            raise AtomLimitError(
+                f"the atom table is full ({len(Atom._table)} atoms, max_atoms="
+                f"{_atom_limit[0]}): refusing the new atom {name[:40]!r}")
         atom = Atom(name)
     if (not latin1 or raw.isascii()) and len(_RAW_ATOMS) < _CACHE_LIMIT:
         _RAW_ATOMS[raw] = atom
@@ -391,6 +433,8 @@ def _d_small_tuple(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, i
     pos += 1
     if n == 0:
         return (), pos
+    if n > len(data) - pos:  # every element takes at least one byte
+        raise _truncated()
     if depth <= 0:
         raise _too_deep(pos)
     depth -= 1
@@ -464,18 +508,25 @@ def _d_list(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
     decoders = _DECODERS
     items: list[Any] = []
     append = items.append
-    for _ in range(n):
-        item, pos = decoders[data[pos]](data, pos + 1, depth, ctx)
-        append(item)
-    if data[pos] == _NIL:
-        return items, pos + 1
-    tail, pos = decoders[data[pos]](data, pos + 1, depth, ctx)
-    # ``[a | [b]]`` is the proper list ``[a, b]``: keep terms Erlang finds equal equal.
-    if type(tail) is list:
+    while True:
+        for _ in range(n):
+            item, pos = decoders[data[pos]](data, pos + 1, depth, ctx)
+            append(item)
+        tag = data[pos]
+        if tag == _NIL:
+            return items, pos + 1
+        if tag != _LIST:
+            break
+        # ``[a | [b | T]]`` is ``[a, b | T]``: a tail that is a list continues this
+        # one, in the same loop (no nesting, no copying: linear in the input).
+        n = _U32(data, pos + 1)[0]
+        pos += 5
+        if n >= len(data) - pos:
+            raise _truncated()
+    tail, pos = decoders[tag](data, pos + 1, depth, ctx)
+    if type(tail) is list:  # a STRING_EXT tail: ``[a | "bc"]`` is ``[a, $b, $c]``
         items.extend(tail)
         return items, pos
-    if type(tail) is ImproperList:
-        return ImproperList(items + tail.items, tail.tail), pos
     if not items:
         return tail, pos
     return ImproperList(items, tail), pos
@@ -493,33 +544,40 @@ def _d_map(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
         raise _too_deep(pos)
     depth -= 1
     decoders = _DECODERS
-    start = pos
-    for _ in range(n):
+    size = 0
+    for i in range(n):
         key, pos = decoders[data[pos]](data, pos + 1, depth, ctx)
         value, pos = decoders[data[pos]](data, pos + 1, depth, ctx)
         try:
-            result[key] = value
+            result.setdefault(key, value)
         except TypeError:  # unhashable in Python: a list, a map, ...
-            result[MapKey(key)] = value
-    if len(result) != n:
-        return _d_map_exact(data, start, n, depth, ctx)
+            result.setdefault(MapKey(key), value)
+        size += 1
+        if len(result) != size:
+            # Keys equal for Python but not for Erlang (1, 1.0, true): wrap them all.
+            result = _exact_keys(result)
+            _put_exact(result, key, value)
+            for _ in range(n - i - 1):
+                key, pos = decoders[data[pos]](data, pos + 1, depth, ctx)
+                value, pos = decoders[data[pos]](data, pos + 1, depth, ctx)
+                _put_exact(result, key, value)
+            return result, pos
     if _STRUCT_KEY in result and _struct_hook is not None:
         return _struct_hook(result), pos
     return result, pos
 
 
-def _d_map_exact(
-    data: bytes, pos: int, n: int, depth: int, ctx: _Ctx
-) -> tuple[dict[Any, Any], int]:
-    """Slow path: some keys are equal for Python (``1``, ``1.0``, ``true``); wrap them all."""
-    result: dict[Any, Any] = {}
-    for _ in range(n):
-        key, pos = _dec(data, pos, depth, ctx)
-        value, pos = _dec(data, pos, depth, ctx)
-        result[MapKey(key)] = value
-    if len(result) != n:
+def _exact_keys(result: dict[Any, Any]) -> dict[Any, Any]:
+    """``result`` with every key wrapped in `MapKey` (Erlang's exact key equality)."""
+    return {k if type(k) is MapKey else MapKey(k): v for k, v in result.items()}
+
+
+def _put_exact(result: dict[Any, Any], key: Any, value: Any) -> None:
+    """Add a pair to a map whose keys are all `MapKey`; a second equal key is an error."""
+    size = len(result)
+    result.setdefault(key if type(key) is MapKey else MapKey(key), value)
+    if len(result) == size:
         raise ETFDecodeError("map has duplicate keys")
-    return result, pos
 
 
 def _d_new_pid(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
@@ -863,8 +921,11 @@ def _load_c_decoder() -> Callable[..., tuple[Any, int]] | None:
         from otpy.dist import _etf_c
     except ImportError:
         return None
+    if not hasattr(_etf_c, "set_struct_hook"):  # built from older sources: not used
+        return None
     _etf_c.setup(_ATOM_VALUES, _RAW_ATOMS, _PIDS, Ref, ImproperList, MapKey, ETFDecodeError,
-                 struct.error, _DECODERS, _DEFAULT_CTX, _d_map_exact, DEFAULT_MAX_DEPTH)
+                 struct.error, _DECODERS, _DEFAULT_CTX, _exact_keys, _put_exact,
+                 DEFAULT_MAX_DEPTH)
     return _etf_c.decode_at
 
 

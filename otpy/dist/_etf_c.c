@@ -1,6 +1,6 @@
-/* otpy._etf_c: a C decoder for the common external term shapes.
+/* otpy.dist._etf_c: a C decoder for the common external term shapes.
  *
- * An optional accelerator for otpy/_etf.py (which stays the reference and the
+ * An optional accelerator for otpy/dist/_etf.py (which stays the reference and the
  * fallback). It decodes small and 32-bit integers, new floats, UTF-8 atoms that
  * are already known, tuples, lists (proper and improper), strings, binaries,
  * maps, pids already seen and newer references itself, and hands every other
@@ -10,7 +10,12 @@
  * hypothesis.
  *
  * `setup()` receives the Python objects this module works with (caches,
- * types, the error class, the handlers) once, when otpy._etf is imported.
+ * types, the error class, the handlers) once, when otpy.dist._etf is imported.
+ *
+ * Hostile input: decoding is linear in the input (a list's tail that is a list
+ * continues it in the same loop), and nothing is allocated ahead of the bytes
+ * that fill it beyond PREALLOC slots per level: a tuple or list that announces
+ * more elements grows as they are decoded.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -28,7 +33,8 @@ static struct {
     PyObject *struct_error;
     PyObject *decoders;     /* list of 256 Python handlers (data, pos, depth, ctx) */
     PyObject *ctx;          /* the default decoding context */
-    PyObject *map_exact;    /* _d_map_exact(data, pos, n, depth, ctx) */
+    PyObject *exact_keys;   /* _exact_keys(map) -> the map with MapKey keys */
+    PyObject *put_exact;    /* _put_exact(map, key, value): add, or raise on a duplicate */
     long default_depth;
     PyObject *s_node, *s_ids, *s_creation, *s_ext, *s_hash, *s_items, *s_tail;
     PyObject *struct_key;   /* Atom('__struct__'), once set_struct_hook() was called */
@@ -36,6 +42,10 @@ static struct {
 } S;
 
 static int ready = 0;
+
+/* Slots allocated ahead of the elements that fill them (a tuple or list that
+ * announces more grows while it is decoded). */
+#define PREALLOC 64
 
 static PyObject *
 truncated(void)
@@ -113,17 +123,51 @@ cached(PyObject *cache, const unsigned char *buf, Py_ssize_t start, Py_ssize_t s
 static PyObject *dec(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos,
                      int depth, Py_ssize_t *end);
 
-/* `n` terms from `pos` into a new list (tuple when as_tuple). */
+/* Append `n` terms from `pos` to the list `seq`. Returns 0, or -1 on error. */
+static int
+append_items(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos,
+             Py_ssize_t n, int depth, PyObject *seq, Py_ssize_t *end)
+{
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        PyObject *item = dec(data, buf, len, pos, depth, &pos);
+        int failed;
+        if (item == NULL)
+            return -1;
+        failed = PyList_Append(seq, item);
+        Py_DECREF(item);
+        if (failed)
+            return -1;
+    }
+    *end = pos;
+    return 0;
+}
+
+/* `n` terms from `pos` into a new list (tuple when as_tuple). At most
+ * PREALLOC slots are allocated before the terms that fill them are decoded. */
 static PyObject *
 dec_items(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos,
           Py_ssize_t n, int depth, int as_tuple, Py_ssize_t *end)
 {
-    PyObject *seq = as_tuple ? PyTuple_New(n) : PyList_New(n);
+    PyObject *seq;
     Py_ssize_t i;
-    if (seq == NULL)
+    if (Py_EnterRecursiveCall(" while decoding an external term"))
         return NULL;
-    if (Py_EnterRecursiveCall(" while decoding an external term")) {
-        Py_DECREF(seq);
+    if (n > PREALLOC) {
+        seq = PyList_New(0);
+        if (seq != NULL && append_items(data, buf, len, pos, n, depth, seq, end) < 0)
+            Py_CLEAR(seq);
+        Py_LeaveRecursiveCall();
+        if (seq != NULL && as_tuple) {
+            PyObject *tuple = PyList_AsTuple(seq);
+            Py_DECREF(seq);
+            return tuple;
+        }
+        return seq;
+    }
+    seq = as_tuple ? PyTuple_New(n) : PyList_New(n);
+    if (seq == NULL) {
+        Py_LeaveRecursiveCall();
         return NULL;
     }
     for (i = 0; i < n; i++) {
@@ -161,6 +205,31 @@ dec_list(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t po
     items = dec_items(data, buf, len, at, n, depth, 0, &at);
     if (items == NULL)
         return NULL;
+    /* [a | [b | T]] is [a, b | T]: a tail that is a list continues this one, in
+     * this loop (no nesting, no copying: linear in the input). */
+    while (at < len && buf[at] == 108) { /* LIST */
+        int failed;
+        if (len - at < 5) {
+            Py_DECREF(items);
+            return truncated();
+        }
+        n = u32(buf + at + 1);
+        at += 5;
+        if (n >= len - at) {
+            Py_DECREF(items);
+            return truncated();
+        }
+        if (Py_EnterRecursiveCall(" while decoding an external term")) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        failed = append_items(data, buf, len, at, n, depth, items, &at);
+        Py_LeaveRecursiveCall();
+        if (failed) {
+            Py_DECREF(items);
+            return NULL;
+        }
+    }
     if (at >= len) {
         Py_DECREF(items);
         return truncated();
@@ -179,26 +248,14 @@ dec_list(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t po
         Py_DECREF(items);
         return NULL;
     }
-    /* [a | [b]] is the proper list [a, b]: keep terms Erlang finds equal equal. */
+    /* A STRING_EXT tail: [a | "bc"] is [a, $b, $c]. */
     if (PyList_CheckExact(tail)) {
         res = PySequence_InPlaceConcat(items, tail);
         Py_DECREF(tail);
         Py_DECREF(items);
         return res;
     }
-    if ((PyObject *)Py_TYPE(tail) == S.improper_type) {
-        PyObject *more = PyObject_GetAttr(tail, S.s_items);
-        PyObject *last = more ? PyObject_GetAttr(tail, S.s_tail) : NULL;
-        PyObject *joined = last ? PySequence_Concat(items, more) : NULL;
-        res = joined ? PyObject_CallFunctionObjArgs(S.improper_type, joined, last, NULL) : NULL;
-        Py_XDECREF(joined);
-        Py_XDECREF(last);
-        Py_XDECREF(more);
-        Py_DECREF(tail);
-        Py_DECREF(items);
-        return res;
-    }
-    if (n == 0) {
+    if (PyList_GET_SIZE(items) == 0) {
         Py_DECREF(items);
         return tail;
     }
@@ -208,16 +265,26 @@ dec_list(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t po
     return res;
 }
 
+/* Add key => value to a map whose keys are all MapKey (Python's _put_exact). */
+static int
+put_exact(PyObject *result, PyObject *key, PyObject *value)
+{
+    PyObject *res = PyObject_CallFunctionObjArgs(S.put_exact, result, key, value, NULL);
+    Py_XDECREF(res);
+    return res == NULL ? -1 : 0;
+}
+
 static PyObject *
 dec_map(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos, int depth,
         Py_ssize_t *end)
 {
-    Py_ssize_t n, at, start, i;
+    Py_ssize_t n, at, i;
     PyObject *result;
+    int exact = 0; /* keys equal for Python but not for Erlang seen: all keys wrapped */
     if (len - pos < 5)
         return truncated();
     n = u32(buf + pos + 1);
-    at = start = pos + 5;
+    at = pos + 5;
     if (n > (len - at) / 2) /* every pair takes at least two bytes */
         return truncated();
     result = PyDict_New();
@@ -238,28 +305,42 @@ dec_map(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos
         PyObject *key = dec(data, buf, len, at, depth, &at);
         PyObject *value = key ? dec(data, buf, len, at, depth, &at) : NULL;
         int failed = value == NULL;
-        if (!failed && PyDict_SetItem(result, key, value) < 0) {
-            failed = 1;
-            if (PyErr_ExceptionMatches(PyExc_TypeError)) { /* unhashable: a list, a map ... */
+        if (!failed && exact) {
+            failed = put_exact(result, key, value) < 0;
+        }
+        else if (!failed) {
+            Py_ssize_t size = PyDict_GET_SIZE(result);
+            PyObject *had = PyDict_SetDefault(result, key, value);
+            if (had == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
+                /* unhashable: a list, a map ... */
                 PyObject *wrapped;
                 PyErr_Clear();
                 wrapped = PyObject_CallOneArg(S.mapkey_type, key);
-                if (wrapped != NULL) {
-                    failed = PyDict_SetItem(result, wrapped, value) < 0;
-                    Py_DECREF(wrapped);
-                }
+                had = wrapped ? PyDict_SetDefault(result, wrapped, value) : NULL;
+                Py_XDECREF(wrapped);
+            }
+            if (had == NULL)
+                failed = 1;
+            else if (PyDict_GET_SIZE(result) == size) {
+                /* Keys equal for Python (1, 1.0, true): wrap them all (Python's
+                 * _exact_keys), then go on with this pair wrapped too. */
+                PyObject *wrapped = PyObject_CallOneArg(S.exact_keys, result);
+                Py_DECREF(result);
+                result = wrapped;
+                exact = 1;
+                failed = result == NULL || put_exact(result, key, value) < 0;
             }
         }
         Py_XDECREF(key);
         Py_XDECREF(value);
         if (failed) {
             Py_LeaveRecursiveCall();
-            Py_DECREF(result);
+            Py_XDECREF(result);
             return NULL;
         }
     }
     Py_LeaveRecursiveCall();
-    if (PyDict_GET_SIZE(result) == n && S.struct_hook != NULL) {
+    if (!exact && S.struct_hook != NULL) {
         /* A struct map: the hook rebuilds a registered class (or keeps the map). */
         PyObject *name = PyDict_GetItemWithError(result, S.struct_key); /* borrowed */
         if (name != NULL) {
@@ -273,38 +354,6 @@ dec_map(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos
             Py_DECREF(result);
             return NULL;
         }
-    }
-    if (PyDict_GET_SIZE(result) != n) {
-        /* Keys equal for Python (1, 1.0, true): the Python slow path wraps them all. */
-        PyObject *res;
-        PyObject *args[5];
-        Py_DECREF(result);
-        args[0] = data;
-        args[1] = PyLong_FromSsize_t(start);
-        args[2] = PyLong_FromSsize_t(n);
-        args[3] = PyLong_FromLong(depth);
-        args[4] = S.ctx;
-        res = (args[1] && args[2] && args[3])
-                  ? PyObject_Vectorcall(S.map_exact, args, 5, NULL) : NULL;
-        Py_XDECREF(args[1]);
-        Py_XDECREF(args[2]);
-        Py_XDECREF(args[3]);
-        if (res == NULL)
-            return NULL;
-        if (!PyTuple_CheckExact(res) || PyTuple_GET_SIZE(res) != 2) {
-            Py_DECREF(res);
-            PyErr_SetString(PyExc_SystemError, "_d_map_exact returned no (map, end) pair");
-            return NULL;
-        }
-        result = PyTuple_GET_ITEM(res, 0);
-        Py_INCREF(result);
-        *end = PyLong_AsSsize_t(PyTuple_GET_ITEM(res, 1));
-        Py_DECREF(res);
-        if (*end == -1 && PyErr_Occurred()) {
-            Py_DECREF(result);
-            return NULL;
-        }
-        return result;
     }
     *end = at;
     return result;
@@ -433,6 +482,8 @@ dec(PyObject *data, const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos, in
             *end = pos + 2;
             return PyTuple_New(0);
         }
+        if (n > len - pos - 2) /* every element takes at least one byte */
+            return truncated();
         if (depth <= 0)
             return too_deep(pos + 2);
         return dec_items(data, buf, len, pos + 2, n, depth - 1, 1, end);
@@ -501,7 +552,7 @@ decode_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t pos, end = 0, len;
     long depth;
     if (!ready) {
-        PyErr_SetString(PyExc_RuntimeError, "otpy._etf_c.setup() was not called");
+        PyErr_SetString(PyExc_RuntimeError, "otpy.dist._etf_c.setup() was not called");
         return NULL;
     }
     if (nargs != 2 && nargs != 3) {
@@ -555,7 +606,7 @@ static PyObject *
 setup(PyObject *module, PyObject *args)
 {
     PyObject *ref_type;
-    if (ready) { /* otpy._etf reloaded: take the new objects */
+    if (ready) { /* otpy.dist._etf reloaded: take the new objects */
         ready = 0;
         Py_CLEAR(S.atom_values);
         Py_CLEAR(S.raw_atoms);
@@ -567,12 +618,14 @@ setup(PyObject *module, PyObject *args)
         Py_CLEAR(S.struct_error);
         Py_CLEAR(S.decoders);
         Py_CLEAR(S.ctx);
-        Py_CLEAR(S.map_exact);
+        Py_CLEAR(S.exact_keys);
+        Py_CLEAR(S.put_exact);
     }
-    if (!PyArg_ParseTuple(args, "O!O!O!O!OOOOO!OOl", &PyDict_Type, &S.atom_values, &PyDict_Type,
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OOOOO!OOOl", &PyDict_Type, &S.atom_values, &PyDict_Type,
                           &S.raw_atoms, &PyDict_Type, &S.pids, &PyType_Type, &ref_type,
                           &S.improper_type, &S.mapkey_type, &S.error, &S.struct_error,
-                          &PyList_Type, &S.decoders, &S.ctx, &S.map_exact, &S.default_depth))
+                          &PyList_Type, &S.decoders, &S.ctx, &S.exact_keys, &S.put_exact,
+                          &S.default_depth))
         return NULL;
     if (PyList_GET_SIZE(S.decoders) != 256) {
         PyErr_SetString(PyExc_ValueError, "decoders must have 256 entries");
@@ -589,7 +642,8 @@ setup(PyObject *module, PyObject *args)
     Py_INCREF(S.struct_error);
     Py_INCREF(S.decoders);
     Py_INCREF(S.ctx);
-    Py_INCREF(S.map_exact);
+    Py_INCREF(S.exact_keys);
+    Py_INCREF(S.put_exact);
     if (S.s_node == NULL
         && (!(S.s_node = PyUnicode_InternFromString("node"))
         || !(S.s_ids = PyUnicode_InternFromString("ids"))
@@ -623,15 +677,15 @@ set_struct_hook(PyObject *module, PyObject *args)
 static PyMethodDef methods[] = {
     {"decode_at", (PyCFunction)(void (*)(void))decode_at, METH_FASTCALL,
      "decode_at(data, pos[, depth]) -> (term, end): the term whose tag is at pos."},
-    {"setup", setup, METH_VARARGS, "Hand over the objects of otpy._etf (once)."},
+    {"setup", setup, METH_VARARGS, "Hand over the objects of otpy.dist._etf (once)."},
     {"set_struct_hook", set_struct_hook, METH_VARARGS,
      "set_struct_hook(key, hook): maps that have key are handed to hook(map)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "otpy._etf_c",
-    "A C decoder for the common external term shapes (see otpy._etf).", -1, methods,
+    PyModuleDef_HEAD_INIT, "otpy.dist._etf_c",
+    "A C decoder for the common external term shapes (see otpy.dist._etf).", -1, methods,
 };
 
 PyMODINIT_FUNC

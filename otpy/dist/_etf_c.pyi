@@ -1,4 +1,4 @@
-"""Stub of the optional C decoder (otpy/_etf_c.c)."""
+"""Stub of the optional C decoder (otpy/dist/_etf_c.c)."""
 
 from typing import Any
 

@@ -43,6 +43,8 @@ from typing import Final, NoReturn
 
 import attrs
 
+from otpy.dist._show import show_bytes, show_name
+
 __all__ = [
     "DEFAULT_FLAGS",
     "DFLAG_ALIAS",
@@ -91,6 +93,7 @@ __all__ = [
     "HandshakeResult",
     "HandshakeTimeout",
     "Initiator",
+    "MAX_HANDSHAKE_MESSAGE",
     "NameReceived",
     "PacketDecoder",
     "State",
@@ -219,6 +222,11 @@ _FLAG_NAMES: Final = {
 
 _U64: Final = (1 << 64) - 1
 _U32: Final = (1 << 32) - 1
+
+#: The largest handshake message accepted, on both framings (2-byte over TCP,
+#: 4-byte over TLS). The real ones are under 300 bytes; a peer that announces
+#: more is refused at once, before anything is buffered.
+MAX_HANDSHAKE_MESSAGE: Final = 64 * 1024
 
 
 def default_flags(hidden: bool = False) -> int:
@@ -416,10 +424,13 @@ def _decode_node(raw: bytes, what: str) -> str:
     # Erlang turns the received bytes into an atom with list_to_atom/1, that
     # is, one character per byte.
     node = raw.decode("latin-1")
+    if len(raw) > 255:
+        raise HandshakeProtocolError(
+            f"{what}: node name of {len(raw)} characters (at most 255): {show_name(node)}")
     try:
         split_node(node)
     except ValueError:
-        raise HandshakeProtocolError(f"{what}: invalid node name {node!r}") from None
+        raise HandshakeProtocolError(f"{what}: invalid node name {show_name(node)}") from None
     return node
 
 
@@ -498,6 +509,17 @@ class PacketDecoder:
     def buffered(self) -> int:
         """Number of bytes buffered."""
         return len(self._buf)
+
+    def announced(self) -> int | None:
+        """The size the next packet's length prefix announces (None until it is here).
+
+        Returns:
+            The payload size in bytes, or None if fewer than ``header`` bytes are buffered.
+        """
+        h = self.header
+        if len(self._buf) < h:
+            return None
+        return int.from_bytes(self._buf[:h], "big")
 
 
 # ------------------------------------------------------------------ events
@@ -714,6 +736,11 @@ class _Machine:
                         HandshakeProtocolError("peer sent data before the status exchange finished")
                     )
                 break
+            size = self._decoder.announced()
+            if size is not None and size > MAX_HANDSHAKE_MESSAGE:
+                self._fail(HandshakeProtocolError(
+                    f"handshake message of {size} bytes announced (at most "
+                    f"{MAX_HANDSHAKE_MESSAGE}) in state {self.state.value}"))
             packet = self._decoder.next_packet()
             if packet is None:
                 break
@@ -771,7 +798,7 @@ class _Machine:
         try:
             return payload[1:].decode("ascii")
         except UnicodeDecodeError:
-            self._fail(HandshakeProtocolError(f"status {payload[1:]!r} is not ASCII"))
+            self._fail(HandshakeProtocolError(f"status {show_bytes(payload[1:])} is not ASCII"))
 
 
 class Initiator(_Machine):
@@ -900,7 +927,7 @@ class Initiator(_Machine):
                     by_peer=True,
                 )
             )
-        self._fail(HandshakeProtocolError(f"unknown handshake status {status!r}"))
+        self._fail(HandshakeProtocolError(f"unknown handshake status {show_name(status)}"))
 
     def _on_challenge(self, packet: bytes) -> None:
         if packet[:1] != b"N" or len(packet) < 19:
@@ -912,7 +939,7 @@ class Initiator(_Machine):
         if name != self.expected_peer:
             self._fail(
                 HandshakeProtocolError(
-                    f"connected to {self.expected_peer!r} but the peer calls itself {name!r}"
+                    f"connected to {self.expected_peer!r} but the peer calls itself {show_name(name)}"
                 )
             )
         self.peer_node = name
@@ -1015,7 +1042,7 @@ class Acceptor(_Machine):
         else:
             self._fail(
                 HandshakeRejected(
-                    f"refused the connection from {self.peer_node} with status {status!r}",
+                    f"refused the connection from {show_name(self.peer_node or '')} with status {status!r}",
                     status,
                     by_peer=False,
                 )
@@ -1088,12 +1115,13 @@ class Acceptor(_Machine):
         self.peer_creation = peer_creation
         if not self.peer_flags & DFLAG_HANDSHAKE_23:
             self._refuse_flags(
-                f"{name} only speaks distribution version 5 (pre OTP 23)", ["HANDSHAKE_23"]
+                f"{show_name(name)} only speaks distribution version 5 (pre OTP 23)", ["HANDSHAKE_23"]
             )
         missing = self._check_required(self.peer_flags, mask)
         if missing:
             self._refuse_flags(
-                f"{name} lacks required distribution capabilities: {', '.join(missing)}",
+                f"{show_name(name)} lacks required distribution capabilities: "
+                f"{', '.join(missing)}",
                 missing,
             )
         self.state = State.DECIDE_STATUS
@@ -1107,14 +1135,14 @@ class Acceptor(_Machine):
         if answer == "false":
             self._fail(
                 HandshakeRejected(
-                    f"{self.peer_node} gave up its connection attempt after our 'alive' "
+                    f"{show_name(self.peer_node or '')} gave up its connection attempt after our 'alive' "
                     "status (it keeps the existing connection)",
                     "alive",
                     by_peer=True,
                 )
             )
         self._fail(
-            HandshakeProtocolError(f"expected 'true' or 'false' after alive, got {answer!r}")
+            HandshakeProtocolError(f"expected 'true' or 'false' after alive, got {show_name(answer)}")
         )
 
     def _on_complement(self, packet: bytes) -> None:
@@ -1127,7 +1155,7 @@ class Acceptor(_Machine):
         if missing:
             self._fail(
                 HandshakeFlagsError(
-                    f"{self.peer_node} lacks required distribution capabilities: "
+                    f"{show_name(self.peer_node or '')} lacks required distribution capabilities: "
                     f"{', '.join(missing)}",
                     missing,
                 )
@@ -1141,7 +1169,7 @@ class Acceptor(_Machine):
         if not hmac.compare_digest(packet[5:], gen_digest(self.challenge, self._cookie)):
             self._fail(
                 HandshakeAuthError(
-                    f"connection attempt from {self.peer_node} rejected: wrong digest in its "
+                    f"connection attempt from {show_name(self.peer_node or '')} rejected: wrong digest in its "
                     "challenge reply, the cookies differ"
                 )
             )

@@ -47,9 +47,11 @@ class World:
     resumed: int = 0
     violations: list[str] = attrs.Factory(list)
     disk: dict[str, int] = attrs.Factory(dict)
+    started_for: list[Pid] = attrs.Factory(list)  # the sessions, in CLI start order
 
-    def enter(self, pid: Pid) -> None:
+    def enter(self, pid: Pid, session: Pid) -> None:
         self.live.add(pid)
+        self.started_for.append(session)
         self.starts += 1
         self.peak = max(self.peak, len(self.live))
         if self.capacity is not None and len(self.live) > self.capacity:
@@ -85,7 +87,7 @@ async def _sim_main(world: World, session: Pid, options: Options,
     me = otpy.self()
     if gates:
         await claim_gates(gates, me)
-    world.enter(me)
+    world.enter(me, session)
     try:
         await _run(world, session, options, me)
     except _Stop:

@@ -41,6 +41,12 @@ class BookMachine(RuleBasedStateMachine):
         self.claimed: dict[int, str] = {}  # token -> adapter
         self.idle: list[int] = []  # idle order
         self.asked: set[int] = set()
+        self.leaving: set[int] = set()  # claimed by a session that exited
+
+    def _reporting(self) -> list[int]:
+        """Claimed slots whose session can still report idle/busy (messages a
+        session sent before it exited arrive before its exit: none after)."""
+        return sorted(set(self.claimed) - self.leaving)
 
     def _apply(self, effects: list[Any]) -> None:
         for effect in effects:
@@ -83,10 +89,10 @@ class BookMachine(RuleBasedStateMachine):
             self.granted.discard(token)
             self._apply(self.book.cancel(token))
 
-    @precondition(lambda self: self.claimed)
+    @precondition(lambda self: self._reporting())
     @rule(data=st.data(), idle=st.booleans())
     def idle_or_busy(self, data: st.DataObject, idle: bool) -> None:
-        token = data.draw(st.sampled_from(sorted(self.claimed)))
+        token = data.draw(st.sampled_from(self._reporting()))
         if idle:
             if token in self.idle:
                 self.idle.remove(token)
@@ -103,6 +109,7 @@ class BookMachine(RuleBasedStateMachine):
     def adapter_exits(self, data: st.DataObject) -> None:
         token = data.draw(st.sampled_from(sorted(self.claimed)))
         adapter = self.claimed.pop(token)
+        self.leaving.discard(token)
         self.granted.discard(token)
         if token in self.idle:
             self.idle.remove(token)
@@ -119,6 +126,7 @@ class BookMachine(RuleBasedStateMachine):
             if token in self.idle:
                 self.idle.remove(token)
             self.asked.add(token)  # on its way out: counts as a slot coming free
+            self.leaving.add(token)
         self._apply(self.book.session_down(session))
 
     @rule()
@@ -360,12 +368,17 @@ def test_fifo_waiting_and_lru_hibernation() -> None:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ask, "b")
-            nursery.start_soon(ask, "c")
+            await trio.sleep(0.5)
+            nursery.start_soon(ask, "c")  # b's CLI is free first, then c's
             await trio.sleep(0.1)
             nursery.start_soon(ask, "d")
             await trio.sleep(0.1)
             nursery.start_soon(ask, "a")
-        assert set(order[:2]) == {"b", "c"} and order[2:] == ["d", "a"]  # FIFO
+        # FIFO: d asked first, so d gets the first CLI slot that comes free
+        assert order == ["b", "c", "d", "a"]
+        pids = {n: otpy.whereis(n) for n in names}
+        later = [p for p in world.started_for if p in (pids["a"], pids["d"])][-2:]
+        assert later == [pids["d"], pids["a"]]
         budget = (await claudecode.adapter_info("a"))["cli_budgets"][0]
         info = await claudecode.CLIBudget.info(budget)
         assert info.peak_live == 2 and world.peak == 2 and not world.violations
@@ -492,12 +505,12 @@ def test_sandbox_max_clis_must_be_positive(capsys: pytest.CaptureFixture[str]) -
     from claudecode._cli import build_parser
 
     parser = build_parser()
-    args = parser.parse_args(["sandbox", "--name", "claude@host", "--max-clis", "3"])
-    assert args.max_clis == 3
-    assert parser.parse_args(["sandbox", "--name", "claude@host"]).max_clis is None
+    base = ["sandbox", "--name", "claude@host", "--workspace-root", "/srv/ws"]
+    assert parser.parse_args([*base, "--max-clis", "3"]).max_clis == 3
+    assert parser.parse_args(base).max_clis is None
     for bad in ("0", "-1", "many"):
         with pytest.raises(SystemExit):
-            parser.parse_args(["sandbox", "--name", "claude@host", "--max-clis", bad])
+            parser.parse_args([*base, "--max-clis", bad])
     assert "--max-clis" in capsys.readouterr().err
 
 
@@ -581,3 +594,26 @@ def test_a_budgeted_supervisor_inside_an_application_tree() -> None:
         assert not world.live
 
     _run(main)
+
+
+def test_telemetry_cli_events_around_a_hibernation() -> None:
+    world = World()
+    events: list[tuple[str, Any]] = []
+
+    def handler(event: Any, measurements: Any, metadata: Any) -> None:
+        events.append((event[2], metadata.get("why", metadata.get("reason"))))
+
+    async def main() -> None:
+        s = await claudecode.start_link(adapter=SimCLI(world), cli_idle_timeout=5)
+        await claudecode.stream(s, "one").final_text()
+        await trio.sleep(10)
+        await claudecode.stream(s, "two").final_text()
+        await claudecode.stop(s)
+
+    otpy.telemetry.attach("hibernation-test", [("claudecode", "cli")], handler)
+    try:
+        _run(main)
+    finally:
+        otpy.telemetry.detach("hibernation-test")
+    assert events == [("start", None), ("hibernate", "idle"), ("exit", otpy.Shutdown()),
+                      ("start", None), ("exit", otpy.Shutdown())]

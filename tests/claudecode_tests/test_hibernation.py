@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 import pytest
 import trio
 from _session_env import CLI, cli_children, fake, no_orphans, opts
-from test_node_adapter import COOKIE, TICK, app_node, claude_children, epmd_port, unique
+from test_node_adapter import Sandbox, app_node, claude_children, epmd_port
 
 import claudecode
 import otpy
@@ -29,9 +27,6 @@ from claudecode.adapters import Pool
 from claudecode.testing import FakeAnthropic
 
 __all__ = ["CLI", "epmd_port", "fake", "no_orphans", "opts"]  # fixtures used by name
-
-HERE = Path(__file__).resolve().parent
-
 
 async def _ask(session: Any, prompt: str) -> str:
     return await claudecode.stream(session, prompt).final_text()
@@ -192,46 +187,16 @@ async def test_spare_clis_serve_first_turns(opts: dict[str, Any]) -> None:
         assert cli_children() == []
 
 
-class _Sandbox:
-    """``claudecode sandbox --max-clis N`` in its own OS process."""
-
-    def __init__(self, epmd_port: int, tmp: Path, max_clis: int) -> None:
-        self.name = f"{unique('sbx')}@localhost"
-        cookie_file = tmp / f"{self.name}.cookie"
-        cookie_file.write_text(COOKIE)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "claudecode._cli", "sandbox", "--name", self.name,
-             "--cookie-file", str(cookie_file), "--epmd-port", str(epmd_port),
-             "--net-ticktime", str(TICK), "--log-level", "WARNING",
-             "--max-clis", str(max_clis)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(HERE)})
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith(b"@@READY"):
-                return
-        raise RuntimeError("the sandbox did not start")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 @pytest.fixture
-def sandboxes(epmd_port: int, tmp_path: Path) -> Iterator[list[_Sandbox]]:
-    boxes = [_Sandbox(epmd_port, tmp_path, 1), _Sandbox(epmd_port, tmp_path, 1)]
+def sandboxes(epmd_port: int, tmp_path: Path) -> Iterator[list[Sandbox]]:
+    boxes = [Sandbox(epmd_port, tmp_path, extra=["--max-clis", "1"]) for _ in range(2)]
     yield boxes
     for box in boxes:
         box.stop()
 
 
 async def test_sandboxes_with_max_clis_and_pool_placement(
-        epmd_port: int, sandboxes: list[_Sandbox], opts: dict[str, Any],
+        epmd_port: int, sandboxes: list[Sandbox], opts: dict[str, Any],
         fake: FakeAnthropic) -> None:
     async with app_node(epmd_port):
         pool = Pool([b.name for b in sandboxes])

@@ -92,15 +92,20 @@ class Sandbox:
     """``claudecode sandbox`` in its own OS process."""
 
     def __init__(self, epmd_port: int, tmp: Path, env: dict[str, str] | None = None,
-                 tls: otpy.TLSConfig | None = None) -> None:
+                 tls: otpy.TLSConfig | None = None, extra: list[str] | None = None,
+                 no_base_url: bool = False) -> None:
         self.name = f"{unique('sbx')}@localhost"
         cookie_file = tmp / f"{self.name}.cookie"
         cookie_file.write_text(COOKIE)
+        cookie_file.chmod(0o400)
         tls_args = [] if tls is None else ["--tls-cert", tls.certfile, "--tls-key", tls.keyfile,
                                            "--tls-ca", tls.cafile]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "claudecode._cli", "sandbox", "--name", self.name,
              "--cookie-file", str(cookie_file), "--epmd-port", str(epmd_port),
+             "--workspace-root", str(tmp),
+             *([] if no_base_url else ["--allow-env", "ANTHROPIC_BASE_URL"]),
+             "--allow-hook", "_remote_hooks:*", *(extra or []),
              "--net-ticktime", str(TICK), "--log-level", "WARNING", *tls_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(HERE), **(env or {})},
@@ -127,7 +132,10 @@ class Sandbox:
 
 @pytest.fixture
 def sandbox(epmd_port: int, tmp_path: Path) -> Iterator[Sandbox]:
-    box = Sandbox(epmd_port, tmp_path, {"REMOTE_HOOK_LOG": str(tmp_path / "remote-hooks.log")})
+    # --debug-to-stderr (an extra_args flag, not a session option) makes the CLI
+    # write stderr lines for the live-stderr test: the operator allows it.
+    box = Sandbox(epmd_port, tmp_path, {"REMOTE_HOOK_LOG": str(tmp_path / "remote-hooks.log")},
+                  extra=["--allow-cli-flag=--debug-to-stderr"])
     yield box
     box.stop()
     assert box.proc.returncode == 0 or box.proc.returncode == -signal.SIGKILL
@@ -162,6 +170,7 @@ async def test_remote_session_multi_turn_runs_the_cli_on_the_sandbox(
         assert [m.text for m in stored] == ["hello", first, "again", second]
         listed = await claudecode.list_sessions(session)
         assert [s.session_id for s in listed] == [await claudecode.get_session_id(session)]
+        assert await claudecode.list_session_subagents(session) == []  # read there, too
         info = await claudecode.adapter_info(session)
         assert info["adapter_pid"].node.name == sandbox.name  # the adapter lives there
         assert parent_of(info["os_pid"]) == sandbox.pid  # and so does the CLI
@@ -459,13 +468,29 @@ async def test_missing_sandbox_errors_are_typed_and_quick(epmd_port: int,
             nursery.cancel_scope.cancel()
 
 
-async def test_missing_cli_on_the_sandbox_is_clinotfound(epmd_port: int, sandbox: Sandbox,
-                                                         opts: dict[str, Any]) -> None:
-    async with app_node(epmd_port):
-        with pytest.raises(claudecode.CLINotFoundError) as info:
-            await claudecode.start_link(adapter=Node(sandbox.name),
-                                        **{**opts, "cli_path": "/nonexistent/claude"})
-        assert sandbox.name in str(info.value) and "claudecode install-cli" in str(info.value)
+async def test_missing_cli_on_the_sandbox_is_clinotfound(
+        epmd_port: int, tmp_path: Path, opts: dict[str, Any]) -> None:
+    """The sandbox runs the CLI it was started with (--cli-path); when that file is
+    gone, a session gets CLINotFoundError naming the sandbox. The session's own
+    cli_path plays no part (it names a file on the app node)."""
+    from _session_env import CLI
+
+    wrapper = tmp_path / "claude-wrapper"
+    wrapper.write_text(f'#!/bin/sh\nexec {CLI} "$@"\n')
+    wrapper.chmod(0o755)
+    box = Sandbox(epmd_port, tmp_path, extra=["--cli-path", str(wrapper)])
+    try:
+        async with app_node(epmd_port):
+            session = await claudecode.start_link(
+                adapter=Node(box.name), **{**opts, "cli_path": "/nonexistent/claude"})
+            assert (await claudecode.stream(session, "hi").final_text()).startswith("echo")
+            await claudecode.stop(session)
+            wrapper.unlink()
+            with pytest.raises(claudecode.CLINotFoundError) as info:
+                await claudecode.start_link(adapter=Node(box.name), **opts)
+            assert box.name in str(info.value) and "claude-wrapper" in str(info.value)
+    finally:
+        box.stop()
 
 
 async def test_node_adapter_needs_cwd_and_a_distributed_node(opts: dict[str, Any]) -> None:

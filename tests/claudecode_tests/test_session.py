@@ -39,8 +39,13 @@ def _running(pid: int) -> bool:
     return state != b"Z"
 
 
-SLOW = Turn([Text("word " * 100, chunks=100)], chunk_delay=0.05)
-"""A reply that streams for about 5 s."""
+SLOW = Turn([Text("word " * 100, chunks=100)], chunk_delay=0.3)
+"""A reply that streams for about 30 s."""
+
+QUICK = 12.0
+"""Seconds within which what should not wait for a slow reply is done (it takes
+1-3 s on an idle machine; the slow replies take 30 s, so a loaded machine does
+not make the difference ambiguous)."""
 
 
 def _is(prompt: str) -> Any:
@@ -121,7 +126,7 @@ async def test_stop_with_queued_and_active_streams_fails_them(
         await fake.wait_for_requests(1, lambda r: r.is_messages)
         t0 = time.monotonic()
         await claudecode.stop(session)
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < QUICK
         reasons = [(await otpy.receive(timeout=5))[1] for _ in range(2)]
         assert reasons == [otpy.Normal(), otpy.Normal()]
 
@@ -249,7 +254,7 @@ async def test_interrupt_mid_stream(opts: dict[str, Any], fake: FakeAnthropic) -
             if isinstance(message, claudecode.ResultMessage):
                 result = message
         assert result is not None and result.subtype == "error_during_execution"
-        assert time.monotonic() - t0 < 4
+        assert time.monotonic() - t0 < QUICK
         assert 2 <= len(deltas) < 100
         assert (await _ask(session, "again")).endswith(": again")  # the CLI stays usable
 
@@ -286,7 +291,7 @@ async def test_cli_crash_at_start_reports_stderr_at_once(opts: dict[str, Any]) -
         t0 = time.monotonic()
         with pytest.raises(StreamError) as info:
             await _ask(session, "hi")
-        assert time.monotonic() - t0 < 5  # not an initialize timeout
+        assert time.monotonic() - t0 < QUICK  # not an initialize timeout
         reason = info.value.reason
         assert isinstance(reason, CLIExited) and reason.status == 1
         assert "unknown option" in reason.stderr_tail
@@ -338,20 +343,20 @@ async def test_oversized_message_mid_turn_fails_at_once_and_the_turn_is_ended(
     # later, a small final answer: the caller fails at the huge line, not at
     # the end, and the abandoned turn is interrupted.
     fake.script(ToolUse("NoSuchTool", {"pad": "x" * 150_000}), when=_is("big"))
-    fake.script(Turn([Text("done")], delay=5))
+    fake.script(Turn([Text("done")], delay=30))
     async with otpy.open_node():
         session = await claudecode.start_link(max_buffer_size=64 * 1024, **opts)
         await claudecode.prewarm(session)
         t0 = time.monotonic()
         with pytest.raises(StreamError) as info:
             await _ask(session, "big")
-        assert time.monotonic() - t0 < 4
+        assert time.monotonic() - t0 < QUICK
         reason = info.value.reason
         assert isinstance(reason, claudecode.LineTooLong) and reason.size > 150_000
         assert b'"type":"assistant"' in reason.head
         fake.clear_script()
         assert (await _ask(session, "small")).endswith(": small")
-        assert time.monotonic() - t0 < 4  # the 5 s answer was never waited for
+        assert time.monotonic() - t0 < QUICK  # the 30 s answer was never waited for
 
 
 async def test_stream_timeout_interrupts_the_turn(
@@ -366,10 +371,10 @@ async def test_stream_timeout_interrupts_the_turn(
             async for _ in claudecode.stream(session, "slow", timeout=0.5):
                 pass
         assert isinstance(info.value.reason, otpy.Timeout)
-        assert time.monotonic() - t0 < 3
+        assert time.monotonic() - t0 < QUICK
         t1 = time.monotonic()
         assert (await _ask(session, "next")).endswith(": next")
-        assert time.monotonic() - t1 < 5  # the slow turn was interrupted, not waited for
+        assert time.monotonic() - t1 < QUICK  # the slow turn was interrupted, not waited for
 
 
 async def test_abandoned_stream_interrupts_the_cli(
@@ -384,8 +389,8 @@ async def test_abandoned_stream_interrupts_the_cli(
                 break  # leave early
         t1 = time.monotonic()
         assert (await _ask(session, "next")).endswith(": next")
-        assert time.monotonic() - t0 < 4  # not the ~5 s the first turn would take
-        assert time.monotonic() - t1 < 3
+        assert time.monotonic() - t0 < QUICK  # not the ~30 s the first turn would take
+        assert time.monotonic() - t1 < QUICK
         assert "[Request interrupted by user]" in fake.messages_requests[-1].body.decode()
 
 
@@ -405,7 +410,7 @@ async def test_consumer_death_abandons_its_stream(
         assert isinstance(down.reason, otpy.Crash)
         t0 = time.monotonic()
         assert (await _ask(session, "next")).endswith(": next")
-        assert time.monotonic() - t0 < 3
+        assert time.monotonic() - t0 < QUICK
         assert "[Request interrupted by user]" in fake.messages_requests[-1].body.decode()
 
 
@@ -420,7 +425,7 @@ async def test_garbage_collected_stream_abandons(
         del s
         t0 = time.monotonic()
         assert (await _ask(session, "next")).endswith(": next")
-        assert time.monotonic() - t0 < 3
+        assert time.monotonic() - t0 < QUICK
 
 
 async def test_session_crash_leaves_no_cli(opts: dict[str, Any]) -> None:
@@ -471,7 +476,7 @@ async def test_kill_9_of_the_cli_mid_stream_fails_the_caller_and_exits_the_sessi
         with pytest.raises(StreamError) as info:
             async for _delta in claudecode.stream(session, "talk").text_deltas():
                 os.kill((await claudecode.adapter_info(session))["os_pid"], signal.SIGKILL)
-        assert time.monotonic() - t0 < 4
+        assert time.monotonic() - t0 < QUICK
         reason = info.value.reason
         assert reason == CLIExited(-signal.SIGKILL, "") and reason.signal == signal.SIGKILL
         exit_msg = await otpy.receive(otpy.Exit, timeout=5)

@@ -1,4 +1,4 @@
-"""Helpers for testing otpy applications: throwaway TLS certificates.
+"""Throwaway TLS certificates for tests: a private CA and one node certificate.
 
 `make_test_certificates` writes a private CA and one node certificate signed
 by it (for ``localhost`` / ``127.0.0.1`` by default) with the ``openssl``
