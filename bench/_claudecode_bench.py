@@ -31,6 +31,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPLY = "pong"
 """The fixed text every benchmark turn gets from the fake model."""
+ECHO = "@echo"
+"""`FakeServer` text that makes it echo (``echo #N: prompt``, N = messages sent)."""
 SYSTEM_PROMPT = "Answer briefly."
 """The same explicit system prompt for every implementation (the CLI sends it each turn)."""
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -315,7 +317,7 @@ def stub_executable() -> str:
         Its path (in a temporary directory).
     """
     path = temp_dir("cc-stub-") / "claude-stub"
-    path.write_text(f"#!/bin/sh\nexec {sys.executable} {HERE / '_stub_cli.py'} \"$@\"\n")
+    path.write_text(f"#!/bin/sh\nexec {sys.executable} -S -E {HERE / '_stub_cli.py'} \"$@\"\n")
     path.chmod(0o755)
     return str(path)
 
@@ -361,10 +363,12 @@ class FakeServer:
 def _serve_fake(text: str) -> None:
     import trio
 
-    from claudecode.testing import FakeAnthropic, Text
+    from claudecode.testing import Echo, FakeAnthropic, Text
+
+    default = Echo() if text == ECHO else Text(text)
 
     async def main() -> None:
-        async with FakeAnthropic.serve(log_requests=False, default=Text(text)) as fake:
+        async with FakeAnthropic.serve(log_requests=False, default=default) as fake:
             print("@@FAKE " + json.dumps(fake.env(max_retries=0)), flush=True)
             # Serve until the parent closes our stdin; forget the recorded
             # requests now and then so a long run does not grow.

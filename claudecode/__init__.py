@@ -14,7 +14,9 @@ A Python port of the Elixir ClaudeCode library on top of otpy::
 
 A session is a GenServer owning one conversation and, through its adapter,
 one Claude Code CLI process (started on the first query, then kept warm).
-``claudecode.Supervisor`` runs named sessions that restart on failure.
+``claudecode.Supervisor`` runs named sessions that restart on failure;
+``claudecode.CLIBudget`` (``max_live_clis``) caps the CLIs alive at once,
+hibernating idle sessions (their conversations are resumed on demand).
 See ``docs/claudecode/``.
 """
 
@@ -22,6 +24,7 @@ from claudecode import (
     _wire,  # noqa: F401  (registers the types that cross nodes)
     adapters,
 )
+from claudecode._budget import BudgetInfo, CLIBudget
 from claudecode._controls import (
     AccountInfo,
     AgentInfo,
@@ -53,6 +56,7 @@ from claudecode._errors import (
     ClaudeCodeError,
     CLIExited,
     CLINotFoundError,
+    CLISlotTimeout,
     ConnectTimeoutError,
     LineTooLong,
     NodeConnectFailedError,
@@ -180,8 +184,11 @@ __all__ = [
     "AssistantMessage",
     "AuthStatusMessage",
     "BackgroundTasksChangedMessage",
+    "BudgetInfo",
+    "CLIBudget",
     "CLIExited",
     "CLINotFoundError",
+    "CLISlotTimeout",
     "ClaudeCodeError",
     "Collected",
     "CommandLifecycleMessage",

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of silence before a peer counts as gone")
     p.add_argument("--install", action="store_true",
                    help="install the pinned CLI at start-up if none is found")
+    p.add_argument("--max-clis", type=_positive_int, default=None, metavar="N",
+                   help="run at most N CLIs at once: idle sessions hibernate, others wait "
+                   "(a CLI budget; Pool placement prefers sandboxes with room)")
     p.add_argument("--tls-cert", help="TLS distribution: this node's certificate (PEM)")
     p.add_argument("--tls-key", help="TLS distribution: its private key (PEM)")
     p.add_argument("--tls-ca", help="TLS distribution: the CA that signs peers")
@@ -155,11 +158,19 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         serve(args.name, cookie, workspace_root=args.workspace_root, cli_path=args.cli_path,
               allow_env=args.allow_env, allow_hooks=args.allow_hook,
-              allow_cli_flags=args.allow_cli_flag, install=args.install, **options)
+              allow_cli_flags=args.allow_cli_flag, install=args.install,
+              max_clis=args.max_clis, **options)
     except SandboxPolicyError as exc:
         _err(f"claudecode: error: {exc}")
         return 2
     return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -151,6 +151,27 @@ class AdapterFailed(ExitReason):
         return f"adapter failed: {self.message}"
 
 
+@register_reason
+@attrs.frozen(slots=True)
+class CLISlotTimeout(ExitReason):
+    """A query waited for a CLI slot longer than its timeout: every CLI the
+    session's `claudecode.CLIBudget` allows was busy with a turn the whole time.
+
+    Attributes:
+        waited: seconds the query waited.
+        max_live_clis: the budget's limit (``None`` if it did not say).
+    """
+
+    waited: float
+    max_live_clis: int | None = None
+
+    def describe(self) -> str:
+        """One human-readable line."""
+        limit = "" if self.max_live_clis is None else f" (max_live_clis={self.max_live_clis})"
+        return (f"no CLI slot became free within {self.waited:.3g} s{limit}: every CLI was "
+                "busy with a turn; raise the budget or the query's timeout")
+
+
 def describe_reason(reason: ExitReason) -> str:
     """A human-readable text for any exit reason (ours have ``describe()``).
 

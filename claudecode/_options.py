@@ -21,7 +21,8 @@ Where each option goes:
   (``hooks`` via :func:`build_hooks_config`, ``agents``, ``tool_config``,
   ``prompt_suggestions``, in-process MCP server names).
 * SDK-side only (no flag): ``name``, ``adapter``, ``timeout``,
-  ``control_timeout``, ``max_buffer_size``, ``can_use_tool`` (beyond adding
+  ``control_timeout``, ``cli_idle_timeout``, ``cli_budget``,
+  ``max_buffer_size``, ``can_use_tool`` (beyond adding
   ``--permission-prompt-tool=stdio``), ``cli_path``, ``cwd`` (the child's
   working directory).
 
@@ -813,6 +814,10 @@ def _c_control_timeout(value: float) -> float:
     return _seconds("control_timeout")(value)
 
 
+def _c_cli_idle_timeout(value: float | None) -> float | None:
+    return _opt_seconds("cli_idle_timeout")(value)
+
+
 def _c_can_use_tool(value: Callable[..., Any] | None) -> Callable[..., Any] | None:
     return _callable("can_use_tool")(value)
 
@@ -969,6 +974,12 @@ class Options:
         cli_path: ``"bundled"``, ``"global"`` or a path to a ``claude`` executable.
         timeout: seconds to wait for the next message of a stream (``None``: no limit).
         control_timeout: seconds to wait for control responses (default 60).
+        cli_idle_timeout: hibernate after that many seconds without a turn: the
+            CLI is stopped, the conversation kept, and the next query starts a
+            CLI that resumes it (``None``, the default: keep the CLI).
+        cli_budget: the `claudecode.CLIBudget` (pid or name) the session takes
+            its CLI slots from (``claudecode.Supervisor`` sets it when started
+            with ``max_live_clis``).
         max_buffer_size: longest accepted stdout line in bytes (default 64 MiB).
         env: extra child variables; ``None``/``False`` unsets one.
         inherit_env: ``"all"`` (minus ``CLAUDECODE``) or a list of names and
@@ -1024,6 +1035,8 @@ class Options:
     cli_path: str | None = attrs.field(default=None, converter=_cli_path)
     timeout: float | None = attrs.field(default=None, converter=_c_timeout)
     control_timeout: float = attrs.field(default=60.0, converter=_c_control_timeout)
+    cli_idle_timeout: float | None = attrs.field(default=None, converter=_c_cli_idle_timeout)
+    cli_budget: Any = None
     max_buffer_size: int = attrs.field(default=DEFAULT_MAX_BUFFER_SIZE, converter=_buffer_size)
     env: dict[str, str | None] = attrs.field(factory=dict, converter=_env)
     inherit_env: Literal["all"] | tuple[InheritEnvEntry, ...] = attrs.field(
@@ -1126,6 +1139,10 @@ class Options:
             )
         if self.resume_session_at is not None and self.resume is None:
             raise InvalidOptionError("resume_session_at", "resume_session_at needs resume")
+        if self.cli_idle_timeout is not None and self.no_session_persistence:
+            raise InvalidOptionError(
+                "cli_idle_timeout", "a session without persistence cannot hibernate: its "
+                "conversation is not stored, so a new CLI could not resume it")
         if self.resume_drops_turn is not None and self.resume_session_at is None:
             raise InvalidOptionError("resume_drops_turn",
                                      "resume_drops_turn needs resume_session_at")

@@ -7,6 +7,18 @@ messages, forwards each turn's messages to the process consuming the stream,
 and watches that consumer: a consumer that dies, closes its stream early or
 times out *abandons* the turn, and the session interrupts the CLI.
 
+Hibernation and CLI budgets: with ``cli_idle_timeout`` the session stops an
+idle CLI after that many seconds and keeps the conversation (the CLI stores it
+under its config directory); the next query starts a CLI with ``--resume`` of
+the same session id, so the caller sees one more turn of the same
+conversation. With a ``cli_budget`` (a `claudecode.CLIBudget`, or the budget
+of a sandbox started with ``--max-clis``) the session takes a CLI slot before
+it starts a CLI, tells the budget when its CLI becomes idle or busy, and
+hibernates when the budget asks (it needs the slot for another session). A
+query that waits for a slot longer than its timeout fails with
+``StreamError(CLISlotTimeout(...))``; its consumer is told it is waiting
+(``(STREAM_TAG, ref, "waiting", seconds)``) so it does not time out first.
+
 The session traps exits, so the adapter's death arrives as a message. If the
 CLI dies while it was up (killed, crashed), the session first fails the
 streaming caller with a :class:`~claudecode._errors.StreamError` carrying the
@@ -42,6 +54,8 @@ the session's subscribers (:func:`claudecode.subscribe`), or is kept (up to
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import uuid as uuid_mod
@@ -55,8 +69,17 @@ import trio
 import otpy
 from claudecode import _beam as beam
 from claudecode import _telemetry as tel
-from claudecode._errors import AdapterFailed, LineTooLong, SessionError, describe_reason
+from claudecode._budget import BUDGET_TAG
+from claudecode._errors import (
+    AdapterFailed,
+    CLIExited,
+    CLISlotTimeout,
+    LineTooLong,
+    SessionError,
+    describe_reason,
+)
 from claudecode._messages import (
+    BackgroundTasksChangedMessage,
     CommandLifecycleMessage,
     Message,
     ResultMessage,
@@ -68,7 +91,7 @@ from claudecode._protocol import encode_line
 from claudecode._protocol_errors import EncodeError, InvalidOptionTypeError, OptionError
 from claudecode._usage import Usage
 from claudecode.adapters._base import ADAPTER_TAG, Adapter
-from claudecode.adapters._port import Port
+from claudecode.adapters._port import Launch, Port
 from otpy import ChildSpec, Down, Exit, ExitReason, Pid, Ref, telemetry
 from otpy._process import current
 
@@ -115,7 +138,7 @@ BACKLOG_SIZE: Final = 1000
 """Messages outside any turn kept for the first subscriber (the oldest are dropped)."""
 
 Health = str | tuple[str, Any]
-"""``"healthy"``, ``"degraded"`` or ``("unhealthy", reason)``."""
+"""``"healthy"``, ``"degraded"``, ``"hibernated"`` or ``("unhealthy", reason)``."""
 
 _CLEARED: Final = otpy.Shutdown("session cleared")
 
@@ -170,6 +193,46 @@ class _Request:
     inputs: list[tuple[Any, str]] = attrs.field(factory=list)  # buffered until active
     pending: set[str] = attrs.field(factory=set)  # uuids sent, not answered yet
     sent: set[str] = attrs.field(factory=set)  # every uuid sent for this request
+    queued_at: float = 0.0
+    timeout: float | None = None  # how long it may wait for a CLI slot
+    told_waiting: bool = False
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """A CLI slot the session wants (or holds) from one budget."""
+
+    budget: Any  # as configured (pid or name)
+    token: Ref | None = None
+    pid: Pid | None = None  # the budget's pid, from its answer
+    monitor: Ref | None = None
+    granted: bool = False
+    limit: int | None = None
+
+
+@attrs.define(eq=False, slots=True)
+class _Life:
+    """The CLI's life in a session: budgets and slots, hibernation, counts.
+
+    One slotted object instead of fifteen attributes of the session keeps a
+    session small (an instance dict with many keys is several times larger).
+    """
+
+    budgets: list[Any]  # the budgets a CLI needs a slot of (pids or names)
+    slots: list[_Slot] = attrs.Factory(list)
+    rest_state: str = "none"  # the state to return to when a start fails
+    resume_id: str | None = None  # the conversation the next CLI resumes
+    cli_results: int = 0  # results from the current CLI
+    cli_own_turn: bool = False  # the CLI runs a turn of its own
+    bg_tasks: bool = False  # the CLI has background tasks running
+    idle_since: float | None = None
+    stopping: tuple[Pid, Ref] | None = None  # the adapter of a hibernation
+    stopping_deadline: float | None = None
+    adopted: bool = False  # the adapter is a budget's spare, not ready yet
+    cli_starts: int = 0
+    hibernations: int = 0
+    resumes: int = 0
+    spares_adopted: int = 0
 
 
 @attrs.define(eq=False)
@@ -262,6 +325,31 @@ def _name_key(name: Any) -> Any:
     return name
 
 
+def _spare_offer(adapter: Adapter, options: Options, prepared: Any) -> Any:
+    """``(key, port, options, cli)`` when a budget's spare CLI could serve this
+    start (a new conversation, a local CLI, no callbacks), else ``None``.
+
+    The key is everything the CLI is started with: a spare started from the
+    same options is the same CLI this session would start."""
+    from claudecode._options import is_sdk_mcp_server
+
+    if type(adapter) is not Port or not isinstance(prepared, str):
+        return None
+    if options.resume is not None or options.continue_conversation or \
+            options.session_id is not None or options.can_use_tool is not None or \
+            options.hooks or any(is_sdk_mcp_server(v) for v in (options.mcp_servers or {})
+                                 .values()):
+        return None
+    launch = Launch.local(options, prepared, adapter.callback_timeout)
+    try:
+        init = json.dumps(launch.handler.initialize_payload(), sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    key = (adapter, launch.cli, tuple(launch.args), tuple(sorted(launch.env.items())),
+           launch.cwd, launch.max_buffer_size, launch.control_timeout, launch.user, init)
+    return (key, adapter, options, prepared)
+
+
 class Session(otpy.GenServer):
     """The session server. Start it with :func:`start_link`, not directly."""
 
@@ -290,8 +378,9 @@ class Session(otpy.GenServer):
     lifecycle_seen: bool
     startup_servers: frozenset[str]
     subscribers: dict[Ref, _Subscriber]
-    backlog: deque[Message]
+    backlog: deque[Message] | None
     backlog_dropped: int
+    life: _Life
     # telemetry and the observer (claudecode._telemetry)
     model: str | None
     turn_started: float | None
@@ -329,8 +418,12 @@ class Session(otpy.GenServer):
         self.startup_servers = frozenset(
             k for k, v in (options.mcp_servers or {}).items() if not is_sdk_mcp_server(v))
         self.subscribers = {}
-        self.backlog = deque()
+        self.backlog = None  # created when first needed (an empty deque is ~600 bytes)
         self.backlog_dropped = 0
+        self.life = _Life([b for b in (options.cli_budget,
+                                       self.adapter_config.cli_budget(prepared))
+                           if b is not None])
+        self.idle_timeout = None  # set after each message: the session's next deadline
         self.model = options.model
         self.turn_started = None
         self.cli_started = None
@@ -408,6 +501,11 @@ class Session(otpy.GenServer):
     # ------------------------------------------------------------ calls
 
     async def handle_call(self, request: Any, caller: Any) -> Any:
+        value = await self._handle_call(request, caller)
+        self._after()
+        return value
+
+    async def _handle_call(self, request: Any, caller: Any) -> Any:
         op = request[0] if type(request) is tuple and request else None
         if op == "query":
             extra = request[4] if len(request) > 4 and isinstance(request[4], dict) else {}
@@ -452,8 +550,7 @@ class Session(otpy.GenServer):
             if self.adapter_state == "ready":
                 return ("ok", dict(self.info))
             self.warm_waiters.append(caller)
-            if self.adapter_state == "none":
-                await self._start_adapter()
+            await self._need_cli()
             return otpy.NoReply
         logger.warning("session %r: unknown request %r", self.pid, request)
         return ("error", "request", f"unknown session request {request!r}")
@@ -463,7 +560,7 @@ class Session(otpy.GenServer):
         if extra.get("streaming"):
             request = _Request(ref, None, consumer, otpy.monitor(consumer), streaming=True,
                                input_open=True)
-            self.queue.append(request)
+            self._enqueue(request, extra)
             await self._pump()
             return ("ok", self.pid, self.options.timeout)
         if not isinstance(content, str | list | tuple):
@@ -476,13 +573,22 @@ class Session(otpy.GenServer):
             except EncodeError as exc:
                 return ("error", "prompt", f"the prompt cannot be encoded as JSON: {exc}")
         request = _Request(ref, content, consumer, otpy.monitor(consumer))
-        self.queue.append(request)
+        self._enqueue(request, extra)
         await self._pump()
         return ("ok", self.pid, self.options.timeout)
 
+    def _enqueue(self, request: _Request, extra: dict[str, Any]) -> None:
+        timeout = extra.get("timeout", self.options.timeout)
+        request.timeout = float(timeout) if isinstance(timeout, int | float) and \
+            not isinstance(timeout, bool) and timeout > 0 else None
+        request.queued_at = trio.current_time()
+        self.queue.append(request)
+        if self.adapter_state == "waiting" and any(s.limit is not None for s in self.life.slots):
+            self._tell_waiting(request)
+
     def _subscribe(self, ref: Ref, pid: Pid, include_turns: bool) -> Any:
         self.subscribers[ref] = _Subscriber(pid, otpy.monitor(pid), include_turns)
-        backlog, self.backlog = self.backlog, deque()
+        backlog, self.backlog = self.backlog or (), None
         if self.backlog_dropped:
             logger.info("session %r: %d messages outside turns were dropped before anyone "
                         "subscribed", self.pid, self.backlog_dropped)
@@ -505,10 +611,13 @@ class Session(otpy.GenServer):
             otpy.send(sub.pid, (SUBSCRIPTION_TAG, ref, "message", msg))
             delivered = True
         if not delivered and not in_turn:
-            if len(self.backlog) >= BACKLOG_SIZE:
-                self.backlog.popleft()
+            backlog = self.backlog
+            if backlog is None:
+                backlog = self.backlog = deque()
+            if len(backlog) >= BACKLOG_SIZE:
+                backlog.popleft()
                 self.backlog_dropped += 1
-            self.backlog.append(msg)
+            backlog.append(msg)
 
     async def _set_mcp_servers(self, servers: Any, caller: Any) -> Any:
         from claudecode._options import is_sdk_mcp_server
@@ -565,8 +674,7 @@ class Session(otpy.GenServer):
         if self.adapter_state == "ready":
             return self._control(subtype, payload, caller)
         self.deferred.append((subtype, payload, caller))
-        if self.adapter_state == "none":
-            await self._start_adapter()
+        await self._need_cli()
         return otpy.NoReply
 
     def _internal_interrupt(self) -> None:
@@ -576,12 +684,15 @@ class Session(otpy.GenServer):
         self.internal_controls.add(self._send_control("interrupt", {}))
 
     def _health(self) -> Health:
-        if self.adapter_state == "starting":
+        state = self.adapter_state
+        if state == "starting" or state == "waiting":
             return ("unhealthy", "provisioning")
-        if self.adapter_state == "ready":
+        if state == "ready":
             return "healthy" if self.degraded is None else "degraded"
         if self.last_error is not None:
             return ("unhealthy", self.last_error)
+        if state == "hibernated" or state == "hibernating":
+            return "hibernated"
         return "healthy"
 
     def _info(self) -> dict[str, Any]:
@@ -600,6 +711,12 @@ class Session(otpy.GenServer):
             "permission_mode": self.options.permission_mode,
             "last_error": self.last_error,
             "degraded": self.degraded,
+            "cli_starts": self.life.cli_starts,
+            "hibernations": self.life.hibernations,
+            "resumes": self.life.resumes,
+            "spares_adopted": self.life.spares_adopted,
+            "cli_budgets": [s.pid if s.pid is not None else s.budget for s in self.life.slots]
+            or list(self.life.budgets),
         }
 
     # ------------------------------------------------------------ casts / info
@@ -607,18 +724,34 @@ class Session(otpy.GenServer):
     async def handle_cast(self, request: Any) -> None:
         logger.debug("session %r ignored cast %r", self.pid, request)
 
+    async def handle_timeout(self) -> None:
+        await self._on_timer()
+        self._after()
+
     async def handle_info(self, message: Any) -> None:
+        await self._handle_info(message)
+        self._after()
+
+    async def _handle_info(self, message: Any) -> None:
         t = type(message)
         if t is tuple and message and message[0] == ADAPTER_TAG:
             if message[1] != self.adapter or self.adapter is None:
-                return  # from an adapter we stopped (clear): stale
+                return  # from an adapter we stopped (clear, hibernation): stale
             await self._from_adapter(message)
         elif t is Exit:
             if message.pid == self.adapter and self.adapter is not None:
                 await self._adapter_down(message.reason)
+        elif t is tuple and len(message) >= 4 and message[0] == BUDGET_TAG:
+            await self._from_budget(message)
         elif t is Down:
             if message.ref == self.owner_ref:
                 raise otpy.Stop(otpy.Normal())
+            if self.life.stopping is not None and message.ref == self.life.stopping[1]:
+                await self._stopped(message.reason)
+                return
+            if any(s.monitor == message.ref for s in self.life.slots):
+                self._budget_down(message.reason)
+                return
             gone = [r for r, sub in self.subscribers.items() if sub.monitor == message.ref]
             for ref in gone:
                 del self.subscribers[ref]
@@ -650,6 +783,7 @@ class Session(otpy.GenServer):
         self.adapter_state = "ready"
         self.info = dict(info)
         self.last_error = None
+        self.life.adopted = False
         self.cli_cost = 0.0
         self.cli_live = True
         if telemetry.active:
@@ -673,10 +807,13 @@ class Session(otpy.GenServer):
                     self.options.name is not None:
                 _last_session_ids[_name_key(self.options.name)] = sid
             self.session_id = sid
+        if type(msg) is BackgroundTasksChangedMessage:
+            self.life.bg_tasks = bool(msg.tasks)
         if isinstance(msg, SystemMessage) and msg.subtype == "init" and msg.model:
             self.model = msg.model
         request = self._owner_of(msg)
         if request is None:
+            self._outside_turn(msg)
             if isinstance(msg, ResultMessage):
                 self._account(msg, in_turn=False)  # a turn the CLI began by itself
             self._publish(msg, in_turn=False)
@@ -690,6 +827,7 @@ class Session(otpy.GenServer):
             self._publish(msg, in_turn=True)
         if isinstance(msg, ResultMessage):
             self.turns += 1
+            self.life.cli_results += 1
             self.owner = None
             self._account(msg, in_turn=True)
             if not request.abandoned and not msg.is_error:
@@ -708,6 +846,17 @@ class Session(otpy.GenServer):
                 otpy.send(request.consumer, (STREAM_TAG, request.ref, "end", None))
             self._end_turn()
             await self._pump()
+
+    def _outside_turn(self, msg: Message) -> None:
+        """Note what the CLI does on its own: a turn of its own or background
+        tasks keep its CLI from hibernating (stopping it would end them)."""
+        if isinstance(msg, CommandLifecycleMessage):
+            active = self.active
+            if msg.state == "started" and (active is None or msg.command_uuid not in active.sent):
+                self.life.cli_own_turn = True
+        elif isinstance(msg, ResultMessage):
+            self.life.cli_own_turn = False
+            self.life.cli_results += 1
 
     def _owner_of(self, msg: Message) -> _Request | None:
         """The query a message belongs to, or ``None`` for a message outside our turns."""
@@ -821,10 +970,8 @@ class Session(otpy.GenServer):
         """Start the next queued query when nothing is running."""
         if self.active is not None or not self.queue:
             return
-        if self.adapter_state == "none":
-            await self._start_adapter()
-            return
         if self.adapter_state != "ready":
+            await self._need_cli()
             return
         request = self.queue.popleft()
         self.active = request
@@ -901,34 +1048,201 @@ class Session(otpy.GenServer):
                 self._abandon(queued.ref)
                 return
 
-    # ------------------------------------------------------------ the adapter
+    # ------------------------------------------------------------ the CLI's life
 
-    async def _start_adapter(self) -> None:
+    def _wants_cli(self) -> bool:
+        """Whether anyone waits for the CLI (a query, a control request, prewarm)."""
+        return bool(self.queue or self.deferred or self.warm_waiters)
+
+    async def _need_cli(self) -> None:
+        """Someone needs the CLI: start one, after taking a slot of every budget."""
+        state = self.adapter_state
+        if state != "none" and state != "hibernated":
+            return  # starting, waiting, ready — or hibernating: it wakes when stopped
+        self.life.rest_state = state
+        if not self.life.budgets:
+            await self._start_adapter()
+            return
+        self.adapter_state = "waiting"
+        self.life.slots = [_Slot(b) for b in self.life.budgets]
+        await self._acquire_next()
+
+    async def _acquire_next(self) -> None:
+        """Ask the next budget for a slot (one at a time, in order: no deadlock
+        between budgets); once every slot is granted, start the CLI."""
+        for slot in self.life.slots:
+            if slot.granted:
+                continue
+            if slot.token is None:
+                slot.token = _make_ref()
+                slot.monitor = otpy.monitor(slot.budget)
+                offer = self._spare_offer(slot.budget) if len(self.life.slots) == 1 else None
+                with contextlib.suppress(otpy.NotRegisteredError):  # the monitor says NoProc
+                    otpy.send(slot.budget, (BUDGET_TAG, "acquire", slot.token, self.pid, offer))
+            return
+        await self._start_adapter()
+
+    def _spare_offer(self, budget: Any) -> Any:
+        """What a local budget needs to adopt a spare for this start, if possible."""
+        if self.life.resume_id is not None:
+            return None
+        node = current().node
+        try:
+            pid = node.resolve(budget)
+        except (LookupError, TypeError):
+            return None
+        if pid is None or node.is_remote(pid):
+            return None  # options hold objects that do not cross nodes
+        return _spare_offer(self.adapter_config, self.options, self.prepared)
+
+    async def _from_budget(self, message: tuple[Any, ...]) -> None:
+        budget, kind, token = message[1], message[2], message[3]
+        slot = next((s for s in self.life.slots if s.token == token), None)
+        if kind == "grant":
+            spare = message[4] if len(message) > 4 else None
+            if slot is None or slot.granted or self.adapter_state != "waiting":
+                # Not wanted any more (cancelled meanwhile): give it back.
+                otpy.send(budget, (BUDGET_TAG, "cancel", token))
+                if spare is not None:
+                    otpy.send(spare, (ADAPTER_TAG, "discard"))
+                return
+            slot.granted = True
+            slot.pid = budget
+            if spare is not None:
+                self._adopt(spare)
+            else:
+                await self._acquire_next()
+        elif kind == "queued":
+            if slot is not None and not slot.granted:
+                slot.pid = budget
+                slot.limit = message[4] if len(message) > 4 else None
+                for request in self.queue:
+                    self._tell_waiting(request)
+        elif kind == "hibernate" and slot is not None and slot.granted and \
+                self.adapter_state == "ready" and self.life.idle_since is not None and \
+                self._hibernatable():
+            self._hibernate("budget")
+
+    def _tell_waiting(self, request: _Request) -> None:
+        """Tell a consumer its query waits for a CLI slot (and for how long at most),
+        so that its own timeout does not fire before the typed error."""
+        if request.told_waiting or request.abandoned:
+            return
+        request.told_waiting = True
+        left = None if request.timeout is None else \
+            max(0.0, request.queued_at + request.timeout - trio.current_time())
+        otpy.send(request.consumer, (STREAM_TAG, request.ref, "waiting", left))
+
+    def _budget_down(self, reason: ExitReason) -> None:
+        """A budget we take slots from is gone."""
+        waiting = self.adapter_state == "waiting"
+        self._drop_slots()
+        logger.warning("session %r: its CLI budget is gone: %s", self.pid,
+                       describe_reason(reason))
+        if waiting:  # no slot will come: the waiting callers get the budget's reason
+            self.adapter_state = self.life.rest_state
+            self._fail_all(reason)
+
+    def _drop_slots(self) -> None:
+        """Forget the slots: each budget gets a cancel (a slot whose adapter claimed
+        it stays taken until that adapter has exited)."""
+        slots, self.life.slots = self.life.slots, []
+        for slot in slots:
+            if slot.monitor is not None:
+                otpy.demonitor(slot.monitor, flush=True)
+            if slot.token is not None:
+                with contextlib.suppress(otpy.NotRegisteredError):
+                    otpy.send(slot.pid if slot.pid is not None else slot.budget,
+                              (BUDGET_TAG, "cancel", slot.token))
+
+    def _tell_budgets(self, kind: str) -> None:
+        for slot in self.life.slots:
+            if slot.granted and slot.token is not None:
+                otpy.send(slot.pid if slot.pid is not None else slot.budget,
+                          (BUDGET_TAG, kind, slot.token))
+
+    def _hibernatable(self) -> bool:
+        # Without persistence the CLI keeps the only copy of the conversation.
+        return not self.options.no_session_persistence
+
+    def _launch_options(self) -> Options:
+        """The options the next CLI starts with: after a hibernation, a resume of
+        the conversation (``--resume`` of its id, never a second fork)."""
+        if self.life.resume_id is None:
+            return self.options
+        return self.options.merge(
+            resume=self.life.resume_id, fork_session=False, continue_conversation=False,
+            session_id=None, resume_session_at=None, resume_drops_turn=None)
+
+    def _fresh_cli(self, how: str) -> None:
+        """A CLI is starting for this session (``how``: "cold", "resume" or "spare")."""
         self.adapter_state = "starting"
         self.cli_started = trio.current_time()
         self.owner = None
         self.lifecycle_seen = False
+        self.life.cli_results = 0
+        self.life.cli_own_turn = False
+        self.life.bg_tasks = False
+        self.life.cli_starts += 1
+        if how == "resume":
+            self.life.resumes += 1
+        elif how == "spare":
+            self.life.spares_adopted += 1
+        # The one place a session's CLI starts; ("claudecode", "cli", "start")
+        # is emitted when it is up (`_ready`), timed from `cli_started`.
+
+    def _send_stderr_wish(self) -> None:
+        # Live stderr lines, if the options want them (the adapter holds the
+        # first lines until it knows).
+        assert self.adapter is not None
+        wanted = self.options.stderr is not None or self.options.debug_stderr is not None
+        otpy.send(self.adapter, (ADAPTER_TAG, "stderr", self.pid if wanted else None))
+
+    async def _start_adapter(self) -> None:
+        self._fresh_cli("resume" if self.life.resume_id is not None else "cold")
+        gates = tuple((s.pid, s.token) for s in self.life.slots if s.granted)
         try:
-            self.adapter = await self.adapter_config.start(self.pid, self.options, self.prepared)
-            # Live stderr lines, if the options want them (the adapter holds the
-            # first lines until it knows).
-            wanted = self.options.stderr is not None or self.options.debug_stderr is not None
-            otpy.send(self.adapter, (ADAPTER_TAG, "stderr", self.pid if wanted else None))
+            options = self._launch_options()
+            if gates:
+                self.adapter = await self.adapter_config.start(  # type: ignore[call-arg]
+                    self.pid, options, self.prepared, gates=gates)
+            else:
+                self.adapter = await self.adapter_config.start(self.pid, options, self.prepared)
+            self._send_stderr_wish()
         except Exception as exc:
             logger.error("session %r: the adapter failed to start: %r", self.pid, exc, extra={
                 "otpy_report": "adapter_start_failed", "otpy_session": self.pid,
                 "otpy_name": self.options.name, "otpy_reason": exc})
             self.adapter = None
-            self.adapter_state = "none"
+            self.adapter_state = self.life.rest_state
+            self._drop_slots()
             self.last_error = AdapterFailed(f"{type(exc).__name__}: {exc}")
             self._fail_all(self.last_error)
 
+    def _adopt(self, spare: Pid) -> None:
+        """Take a budget's spare CLI (started ahead with these very options)."""
+        self._fresh_cli("spare")
+        self.life.adopted = True
+        self.adapter = spare
+        otpy.link(spare)  # a spare gone already reports NoProc through the link
+        self._send_stderr_wish()
+
     async def _adapter_down(self, reason: ExitReason) -> None:
         was_ready = self.adapter_state == "ready"
+        adopted = self.life.adopted
         self._cli_exit(reason, self.info.get("os_pid"))
         self.adapter = None
-        self.adapter_state = "none"
+        self.life.adopted = False
+        self.adapter_state = self.life.rest_state
         self.info = {}
+        self._drop_slots()
+        if adopted and not was_ready:
+            # A spare that died before it was ours: start a CLI of our own.
+            logger.info("session %r: the spare CLI it adopted is gone (%s); starting one",
+                        self.pid, describe_reason(reason))
+            if self._wants_cli():
+                await self._need_cli()
+            return
         self.last_error = reason
         fields = {"otpy_session": self.pid, "otpy_name": self.options.name,
                   "otpy_reason": reason}
@@ -944,6 +1258,104 @@ class Session(otpy.GenServer):
             # The conversation is gone with the CLI: exit with the typed reason
             # so a supervisor restarts the session with fresh state.
             raise otpy.Stop(reason)
+
+    def _hibernate(self, why: str) -> None:
+        """Stop the idle CLI and keep the conversation: the next CLI resumes it.
+
+        The adapter's exit arrives as a ``Down``; queries that come meanwhile
+        wait, then start the next CLI (`_stopped`)."""
+        pid = self.adapter
+        assert pid is not None
+        if self.life.cli_results and self.session_id is not None:
+            self.life.resume_id = self.session_id  # else: nothing new to resume
+        # The one place a session stops its CLI and keeps the conversation.
+        os_pid = self.info.get("os_pid")
+        tel.cli_event(self, "hibernate", os_pid=os_pid, why=why)
+        self._cli_exit(otpy.Shutdown(), os_pid)
+        self.adapter = None
+        self.adapter_state = "hibernating"
+        self.info = {}
+        self.life.idle_since = None
+        self._drop_slots()  # each budget frees the slot once the adapter has exited
+        otpy.unlink(pid)
+        self.life.stopping = (pid, otpy.monitor(pid))
+        self.life.stopping_deadline = trio.current_time() + self.adapter_config.shutdown_bound + 1.0
+        otpy.exit(pid, otpy.Shutdown())
+        self.life.hibernations += 1
+        logger.debug("session %r hibernates (%s), conversation %s", self.pid, why,
+                     self.life.resume_id)
+
+    async def _stopped(self, reason: ExitReason) -> None:
+        """The hibernating CLI is gone (``reason``: `CLIExited` if something else
+        killed it meanwhile; the conversation is on disk all the same)."""
+        self.life.stopping = None
+        self.life.stopping_deadline = None
+        if isinstance(reason, CLIExited):
+            logger.warning("session %r: its CLI ended while hibernating: %s", self.pid,
+                           describe_reason(reason))
+            self.last_error = reason  # health says so until a CLI is up again
+        if self.adapter_state == "hibernating":
+            self.adapter_state = "hibernated"
+            if self._wants_cli():
+                await self._need_cli()
+
+    async def _on_timer(self) -> None:
+        """A deadline passed: a stop that takes too long, a query waiting too long
+        for a CLI slot, or the CLI's idle timeout."""
+        now = trio.current_time()
+        if self.life.stopping is not None and self.life.stopping_deadline is not None and \
+                now >= self.life.stopping_deadline:
+            self.life.stopping_deadline = None
+            otpy.exit(self.life.stopping[0], otpy.Kill())
+        if self.adapter_state == "waiting":
+            limit = next((s.limit for s in self.life.slots if s.limit is not None), None)
+            for request in [r for r in self.queue
+                            if r.timeout is not None and now >= r.queued_at + r.timeout]:
+                self.queue.remove(request)
+                if not request.abandoned:
+                    self._tell(request, "error", CLISlotTimeout(now - request.queued_at, limit))
+                self._forget(request)
+        timeout = self.options.cli_idle_timeout
+        if self.life.idle_since is not None and timeout is not None and \
+                now >= self.life.idle_since + timeout and self._hibernatable():
+            self._hibernate("idle")
+
+    def _after(self) -> None:
+        """After every message: report idle/busy changes to the budgets, give up a
+        slot nobody needs any more, and arm the next deadline."""
+        life = self.life
+        state = self.adapter_state
+        if state == "ready":
+            idle = (self.active is None and not self.queue and not self.controls
+                    and not self.internal_controls and not self.deferred
+                    and not self.warm_waiters and not life.cli_own_turn and not life.bg_tasks)
+            if idle:
+                if life.idle_since is None:
+                    life.idle_since = trio.current_time()
+                    if life.slots and self._hibernatable():
+                        self._tell_budgets("idle")
+            elif life.idle_since is not None:
+                life.idle_since = None
+                if life.slots and self._hibernatable():
+                    self._tell_budgets("busy")
+        else:
+            life.idle_since = None
+            if state == "waiting" and not self._wants_cli():
+                self._drop_slots()
+                self.adapter_state = life.rest_state
+        when: float | None = None
+        timeout = self.options.cli_idle_timeout
+        if life.idle_since is not None and timeout is not None and self._hibernatable():
+            when = life.idle_since + timeout
+        if self.adapter_state == "waiting":
+            for request in self.queue:
+                if request.timeout is not None:
+                    due = request.queued_at + request.timeout
+                    when = due if when is None else min(when, due)
+        if life.stopping_deadline is not None:
+            due = life.stopping_deadline
+            when = due if when is None else min(when, due)
+        self.idle_timeout = None if when is None else max(0.0, when - trio.current_time())
 
     def _fail_all(self, reason: ExitReason) -> None:
         """Fail the active and queued streams and every waiting caller."""
@@ -970,32 +1382,41 @@ class Session(otpy.GenServer):
         self.warm_waiters = []
 
     async def _stop_adapter(self) -> None:
-        """Stop the adapter process (it shuts the CLI down) and wait, bounded."""
+        """Stop the adapter process (it shuts the CLI down) — and one still
+        hibernating — and wait, bounded; give the budgets' slots back."""
         pid = self.adapter
         self._cli_exit(otpy.Shutdown(), self.info.get("os_pid"))
         self.adapter = None
         self.adapter_state = "none"
         self.info = {}
-        if pid is None:
-            return
-        otpy.unlink(pid)
-        ref = otpy.monitor(pid)
-        otpy.exit(pid, otpy.Shutdown())
+        self.life.idle_since = None
+        waits: list[tuple[Pid, Ref]] = []
+        if pid is not None:
+            otpy.unlink(pid)
+            waits.append((pid, otpy.monitor(pid)))
+            otpy.exit(pid, otpy.Shutdown())
+        if self.life.stopping is not None:
+            waits.append(self.life.stopping)
+            self.life.stopping = None
+            self.life.stopping_deadline = None
+        self._drop_slots()
         bound = self.adapter_config.shutdown_bound + 1.0
+        for stopping, ref in waits:
+            def is_down(m: Any, ref: Ref = ref) -> bool:
+                return type(m) is Down and m.ref == ref
 
-        def is_down(m: Any) -> bool:
-            return type(m) is Down and m.ref == ref
-
-        try:
-            await otpy.receive(is_down, timeout=bound)
-        except otpy.Timeout:
-            otpy.exit(pid, otpy.Kill())
-            await otpy.receive(is_down)
+            try:
+                await otpy.receive(is_down, timeout=bound)
+            except otpy.Timeout:
+                otpy.exit(stopping, otpy.Kill())
+                await otpy.receive(is_down)
 
     async def _clear(self) -> None:
         await self._stop_adapter()
         self._fail_all(_CLEARED)
         self.session_id = None
+        self.life.resume_id = None
+        self.life.rest_state = "none"
         self.last_error = None
         self.degraded = None
         self.options = self.options.merge(
@@ -1129,9 +1550,12 @@ async def health(session: Any, timeout: float | None = 5.0) -> Health:
     ``"healthy"``: the CLI is up (or not started yet: it starts on demand).
     ``"degraded"``: the CLI is up but the last turn lost a line over
     ``max_buffer_size`` or a control request timed out (cleared by the next
-    successful turn). ``("unhealthy", "provisioning")``: the CLI is starting.
-    ``("unhealthy", reason)``: the last start failed with ``reason`` (typed,
-    e.g. :class:`~claudecode._errors.CLIExited`).
+    successful turn). ``"hibernated"``: the CLI was stopped (idle timeout or
+    CLI budget) and the conversation kept; the next query resumes it.
+    ``("unhealthy", "provisioning")``: the CLI is starting (or waiting for a
+    CLI slot). ``("unhealthy", reason)``: the last start failed with
+    ``reason`` (typed, e.g. :class:`~claudecode._errors.CLIExited`), or the CLI
+    was killed while hibernating (cleared when a CLI is up again).
 
     Args:
         session: a pid or a name.
@@ -1174,10 +1598,13 @@ async def adapter_info(session: Any, timeout: float | None = 5.0) -> dict[str, A
         timeout: call timeout in seconds.
 
     Returns:
-        A dict: ``adapter``, ``adapter_pid``, ``state`` ("none" | "starting" |
-        "ready"), ``os_pid`` (the CLI's process id when running),
-        ``cli_path``, ``session_id``, ``cwd``, ``queued``, ``active``, ``turns``,
-        ``model``, ``permission_mode``, ``last_error``, ``degraded``.
+        A dict: ``adapter``, ``adapter_pid``, ``state`` ("none" | "waiting"
+        for a CLI slot | "starting" | "ready" | "hibernating" | "hibernated"),
+        ``os_pid`` (the CLI's process id when running), ``cli_path``,
+        ``session_id``, ``cwd``, ``queued``, ``active``, ``turns``, ``model``,
+        ``permission_mode``, ``last_error``, ``degraded``, ``cli_starts``,
+        ``hibernations``, ``resumes``, ``spares_adopted`` (counts) and
+        ``cli_budgets`` (the budgets its CLI slots come from).
     """
     return await otpy.call(session, ("info",), timeout)  # type: ignore[no-any-return]
 

@@ -218,8 +218,13 @@ class Stream:
         self._ref = ref
         self._state = "running"
         request: tuple[Any, ...] = ("query", ref, self._content, proc.pid)
+        extra: dict[str, Any] = {}
         if self._input is not None:
-            request = (*request, {"streaming": True})
+            extra["streaming"] = True
+        if self._timeout is not _UNSET:
+            extra["timeout"] = self._timeout  # how long it may wait for a CLI slot
+        if extra:
+            request = (*request, extra)
         try:
             reply = await otpy.call(self._session, request, _QUERY_CALL_TIMEOUT)
         except otpy.CallError as err:
@@ -326,17 +331,25 @@ class Stream:
         def match(m: Any) -> bool:
             return _is_ours(m, ref)
 
-        try:
-            msg = await otpy.receive(match, timeout=self._timeout)
-        except otpy.Timeout:
-            self._abandon()
-            raise StreamError(otpy.Timeout(),
-                              f"no message within {self._timeout} s; the turn was interrupted"
-                              ) from None
-        except BaseException:
-            # Cancelled while waiting: the session is told, the turn interrupted.
-            self._abandon()
-            raise
+        timeout = self._timeout
+        while True:
+            try:
+                msg = await otpy.receive(match, timeout=timeout)
+            except otpy.Timeout:
+                self._abandon()
+                raise StreamError(otpy.Timeout(),
+                                  f"no message within {timeout} s; the turn was interrupted"
+                                  ) from None
+            except BaseException:
+                # Cancelled while waiting: the session is told, the turn interrupted.
+                self._abandon()
+                raise
+            if type(msg) is Down or msg[2] != "waiting":
+                break
+            # The query waits for a CLI slot; the session fails it with
+            # CLISlotTimeout after msg[3] seconds, so wait that long more.
+            left = msg[3]
+            timeout = None if left is None or self._timeout is None else left + self._timeout
         if type(msg) is Down:
             self._state = "done"
             raise StreamError(msg.reason, "the session exited")

@@ -11,18 +11,28 @@ running.
 
 Unlike the Elixir library, :meth:`Supervisor.restart_session` works on a
 running session (it terminates it, then starts it again).
+
+With ``max_live_clis=N`` the supervisor process also runs a
+`claudecode.CLIBudget` (linked to it, not one of its children) and gives it to
+every session it starts (the ``cli_budget`` option), so no more than N of its
+sessions' CLIs are alive at once: the others hibernate (see
+docs/claudecode/scaling.md). The budget lives and dies with the supervisor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import attrs
+
 import otpy
+from claudecode._budget import BudgetBook, CLIBudget
 from claudecode._protocol_errors import InvalidOptionError
 from claudecode._session import child_spec
-from otpy import ChildInfo, ChildSpec, Pid
+from otpy import ChildInfo, ChildSpec, Exit, Pid
 from otpy._process import current
 from otpy._supervisor import _checked
 
@@ -52,10 +62,68 @@ def _option_of(path: str | None) -> str:
     return "config"
 
 
+def _with_budget(spec: ChildSpec, budget: Pid) -> ChildSpec:
+    """A session's spec whose options name ``budget`` (unless they name one already)."""
+    fn, args, kwargs = spec.start
+    if spec.modules != ["claudecode.Session"] or kwargs.get("cli_budget") is not None:
+        return spec
+    return attrs.evolve(spec, start=(fn, args, {**kwargs, "cli_budget": budget}))
+
+
 class _SessionSupervisor(otpy.Supervisor):
     """The supervisor process: an ``otpy.Supervisor`` that also builds a session's
     spec itself from a config sent by another node (a spec holds functions,
-    which cannot cross; a config of plain options can)."""
+    which cannot cross; a config of plain options can), and — with
+    ``max_live_clis`` — runs the CLI budget its sessions share."""
+
+    budget: Pid | None = None
+
+    @classmethod
+    async def start_link_with(cls, specs: list[ChildSpec], strategy: Strategy,
+                              max_restarts: int, max_seconds: float,
+                              budget: tuple[int, int] | None, name: Any = None) -> Pid:
+        """`otpy.Supervisor.start_link`, with the budget's limits (or ``None``)."""
+        start = otpy.GenServer.start_link.__func__  # type: ignore[attr-defined]
+        pid: Pid = await start(cls, specs, strategy, max_restarts, max_seconds, budget,
+                               name=name, timeout=None)
+        return pid
+
+    async def init(self, children: list[ChildSpec], strategy: Strategy,
+                   max_restarts: int, max_seconds: float,
+                   budget: tuple[int, int] | None = None) -> None:
+        if budget is not None:
+            max_live_clis, spares = budget
+            self.budget = await CLIBudget.start_link(max_live_clis, prewarm_spares=spares)
+            children = [_with_budget(spec, self.budget) for spec in children]
+        try:
+            await super().init(children, strategy, max_restarts, max_seconds)
+        except BaseException:
+            await self._stop_budget()
+            raise
+
+    async def _api_start_child(self, spec: Any) -> Any:
+        if self.budget is not None and isinstance(spec, ChildSpec):
+            spec = _with_budget(spec, self.budget)
+        return await super()._api_start_child(spec)
+
+    async def handle_info(self, message: Any) -> None:
+        if type(message) is Exit and self.budget is not None and message.pid == self.budget:
+            # The sessions' slots died with it: stop everything (our own
+            # supervisor, if any, restarts the whole group with a fresh budget).
+            self.budget = None
+            raise otpy.Stop(message.reason)
+        await super().handle_info(message)
+
+    async def terminate(self, reason: otpy.ExitReason) -> None:
+        await super().terminate(reason)
+        await self._stop_budget()  # after the sessions: their CLIs are gone by now
+
+    async def _stop_budget(self) -> None:
+        budget, self.budget = self.budget, None
+        if budget is not None:
+            otpy.unlink(budget)
+            with contextlib.suppress(otpy.CallError):
+                await otpy.stop(budget, otpy.Shutdown(), 20.0)
 
     async def handle_call(self, request: Any, caller: Any) -> Any:
         if type(request) is tuple and len(request) == 3 and request[0] == _START_SESSION:
@@ -65,6 +133,15 @@ class _SessionSupervisor(otpy.Supervisor):
                 return ("$claudecode_error", otpy.Crash(exc))
             return await self._api_start_child(spec)
         return await super().handle_call(request, caller)
+
+
+def _budget_limits(max_live_clis: int | None, prewarm_spares: int) -> tuple[int, int] | None:
+    if max_live_clis is None:
+        if prewarm_spares:
+            raise ValueError("prewarm_spares needs max_live_clis")
+        return None
+    BudgetBook(max_live_clis, prewarm_spares)  # raises ValueError on bad limits
+    return (max_live_clis, prewarm_spares)
 
 
 def _remote(sup: Any) -> bool:
@@ -91,6 +168,9 @@ class Supervisor:
         max_restarts: int = 3,
         max_seconds: float = 5,
         strategy: Strategy = "one_for_one",
+        *,
+        max_live_clis: int | None = None,
+        prewarm_spares: int = 0,
     ) -> Pid:
         """Start a supervisor linked to the caller, with its sessions.
 
@@ -103,6 +183,12 @@ class Supervisor:
             max_restarts: restarts allowed within ``max_seconds``.
             max_seconds: the restart-intensity window.
             strategy: "one_for_one" (default), "one_for_all" or "rest_for_one".
+            max_live_clis: at most that many of its sessions' CLIs alive at
+                once (``None``: no limit): a session that needs a CLI when all
+                are taken hibernates the one idle longest, or waits (FIFO,
+                within its query's timeout).
+            prewarm_spares: CLIs to keep started ahead for new conversations
+                (needs ``max_live_clis``; they count towards it).
 
         Returns:
             The supervisor's pid.
@@ -111,10 +197,12 @@ class Supervisor:
             OptionError: an invalid session config.
             CLINotFoundError: no CLI executable.
             StartError: a session failed to start (e.g. a duplicate name).
+            ValueError: ``max_live_clis`` / ``prewarm_spares`` out of range.
         """
         specs = [_spec(config) for config in sessions]
-        return await _SessionSupervisor.start_link(specs, strategy, max_restarts, max_seconds,
-                                                   name=name)
+        return await _SessionSupervisor.start_link_with(
+            specs, strategy, max_restarts, max_seconds,
+            _budget_limits(max_live_clis, prewarm_spares), name=name)
 
     @staticmethod
     def child_spec(
@@ -125,6 +213,8 @@ class Supervisor:
         max_restarts: int = 3,
         max_seconds: float = 5,
         strategy: Strategy = "one_for_one",
+        max_live_clis: int | None = None,
+        prewarm_spares: int = 0,
     ) -> ChildSpec:
         """A spec to run this supervisor inside an application's supervision tree.
 
@@ -135,15 +225,22 @@ class Supervisor:
             max_restarts: restarts allowed within ``max_seconds``.
             max_seconds: the restart-intensity window.
             strategy: the restart strategy.
+            max_live_clis: the CLI budget (see :meth:`start_link`).
+            prewarm_spares: spare CLIs (see :meth:`start_link`).
 
         Returns:
             The spec (type "supervisor").
         """
         specs = [_spec(config) for config in sessions]
-        return _SessionSupervisor.child_spec(
-            specs, strategy, max_restarts, max_seconds,
+        return ChildSpec(
             id=id if id is not None else (name if name is not None else "claudecode.Supervisor"),
-            name=name,
+            start=(_SessionSupervisor.start_link_with,
+                   (specs, strategy, max_restarts, max_seconds,
+                    _budget_limits(max_live_clis, prewarm_spares)), {"name": name}),
+            restart="permanent",
+            shutdown="infinity",
+            type="supervisor",
+            modules=["_SessionSupervisor"],
         )
 
     @staticmethod

@@ -3,12 +3,13 @@
 Every public attrs class of the modules whose values travel between a
 session and its callers — messages and content blocks (`claudecode._messages`),
 history records (`claudecode._history`), typed control answers
-(`claudecode._controls`) — is registered with `otpy.register_struct` under
-``claudecode.<Class>``, as are `Collected`, `Allow` and `Deny`; so are the
-dict-based `Usage` records (as their items). A stream consumed on another node
-gets the same typed messages it would get locally; a BEAM node sees each as a
-map with a ``'__struct__'`` key (docs/term-mapping.md). claudecode's exit
-reasons (`CLIExited`, `LineTooLong`, `AdapterFailed`) are registered by
+(`claudecode._controls`), a CLI budget's `BudgetInfo` — is registered with
+`otpy.register_struct` under ``claudecode.<Class>``, as are `Collected`,
+`Allow` and `Deny`; so are the dict-based `Usage` records (as their items). A
+stream consumed on another node gets the same typed messages it would get
+locally; a BEAM node sees each as a map with a ``'__struct__'`` key
+(docs/term-mapping.md). claudecode's exit reasons (`CLIExited`,
+`LineTooLong`, `AdapterFailed`, `CLISlotTimeout`) are registered by
 `otpy.register_reason`.
 """
 
@@ -21,13 +22,13 @@ from typing import Any
 import attrs
 
 import otpy
-from claudecode import _controls, _history, _messages, _usage
+from claudecode import _budget, _controls, _history, _messages, _usage
 from claudecode._hooks import Allow, Deny
 from claudecode._stream import Collected
 
 __all__ = ["WIRE_TYPES"]
 
-_MODULES: tuple[ModuleType, ...] = (_messages, _history, _controls, _usage)
+_MODULES: tuple[ModuleType, ...] = (_messages, _history, _controls, _usage, _budget)
 
 
 def _public_classes(module: ModuleType) -> list[type]:

@@ -19,6 +19,11 @@ model: what a holder of the cookie can and cannot do here.
 A hosted adapter process is linked to its session on the app node. When the
 app node goes away (or the connection drops) the link fires `NoConnection`
 and the adapter shuts its CLI down: no CLI outlives its session.
+
+With ``--max-clis N`` the sandbox runs a `claudecode.CLIBudget` and starts a
+CLI only for a session holding one of its N slots (`capacity` tells the app
+node where the budget is; a session takes a slot before it asks for a CLI,
+and idle sessions are asked to hibernate when another needs one).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ __all__ = [
     "RPC_FUNCTIONS",
     "Policy",
     "SandboxPolicyError",
+    "capacity",
     "check_cli",
     "history",
     "make_workspace",
@@ -61,7 +67,8 @@ __all__ = [
 logger = logging.getLogger("claudecode.sandbox")
 
 #: The functions other nodes may call here by rpc (the node's whole rpc allow-list).
-RPC_FUNCTIONS = ("check_cli", "history", "make_workspace", "running_clis", "start_adapter")
+RPC_FUNCTIONS = ("capacity", "check_cli", "history", "make_workspace", "running_clis",
+                 "start_adapter")
 
 #: Environment variables a caller may set for its CLI without ``--allow-env``:
 #: its own credentials, the variables the session options set, switches that
@@ -278,6 +285,9 @@ def policy() -> Policy:
 #: Adapter processes hosted here (pruned when asked for the load).
 _hosted: set[otpy.Pid] = set()
 _port_config = Port()
+#: The CLI budget of ``--max-clis`` (None: no limit), and its limit.
+_budget: otpy.Pid | None = None
+_max_clis: int | None = None
 
 
 # --------------------------------------------------------------- rpc targets
@@ -321,6 +331,15 @@ def running_clis() -> int:
     for pid in [p for p in _hosted if not otpy.is_alive(p)]:
         _hosted.discard(pid)
     return len(_hosted)
+
+
+def capacity() -> dict[str, Any]:
+    """The load and the limit: ``{"running": n, "max": N | None, "budget": pid | None}``.
+
+    ``budget`` is the `claudecode.CLIBudget` of ``--max-clis``: a session
+    takes one of its slots before it asks for a CLI here.
+    """
+    return {"running": running_clis(), "max": _max_clis, "budget": _budget}
 
 
 _HISTORY_FUNCTIONS = frozenset({"list_projects", "list_sessions", "read_session", "conversation",
@@ -381,6 +400,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _gates(gates: Any) -> tuple[tuple[otpy.Pid, otpy.Ref], ...]:
+    """A launch's CLI slots, checked: ``[[budget pid, token ref], ...]``; with
+    ``--max-clis`` one of them must be this sandbox's budget."""
+    if gates is None:
+        gates = []
+    if not isinstance(gates, list | tuple) or not all(
+            isinstance(g, list | tuple) and len(g) == 2 and isinstance(g[0], otpy.Pid)
+            and isinstance(g[1], otpy.Ref) for g in gates) or len(gates) > 4:
+        raise SandboxPolicyError("gates must be a list of [budget pid, token ref] pairs")
+    checked = tuple((g[0], g[1]) for g in gates)
+    if _budget is not None and not any(budget == _budget for budget, _ in checked):
+        raise SandboxPolicyError(
+            f"this sandbox runs at most {_max_clis} CLIs (--max-clis): a start needs a slot "
+            "of its CLI budget (see claudecode.sandbox.capacity)")
+    return checked
+
+
 async def start_adapter(session: otpy.Pid, spec: Mapping[str, Any],
                         proxy: otpy.Pid | None) -> otpy.Pid:
     """Start a Port adapter here for a session on another node.
@@ -420,7 +456,7 @@ async def start_adapter(session: otpy.Pid, spec: Mapping[str, Any],
     launch = Launch(rules.cli, args, env, str(cwd),
                     int(_positive(spec.get("max_buffer_size"), "max_buffer_size")),
                     _positive(spec.get("control_timeout"), "control_timeout"), handler,
-                    raw_messages=True)
+                    raw_messages=True, gates=_gates(spec.get("gates")))
     pid = otpy.spawn(_hosted_port, session, launch, trap_exits=True)
     _hosted.add(pid)
     logger.info("started a CLI for session %r (adapter %r, cwd %s)", session, pid, cwd)
@@ -533,11 +569,12 @@ class _Rules:
     allow_hooks: tuple[str, ...]
     allow_cli_flags: tuple[str, ...]
     cookie: str = attrs.field(repr=False)
+    max_clis: int | None = None
 
 
 async def _main(install: bool, cli_path: str | None, workspace_root: str,
                 rules: _Rules) -> None:
-    global _policy
+    global _policy, _budget, _max_clis
     try:
         cli = resolve_cli(cli_path)
     except Exception:
@@ -547,6 +584,12 @@ async def _main(install: bool, cli_path: str | None, workspace_root: str,
     _policy = Policy.make(cli, workspace_root, allow_env=rules.allow_env,
                           allow_hooks=rules.allow_hooks, allow_cli_flags=rules.allow_cli_flags,
                           cookie=rules.cookie)
+    if rules.max_clis is not None:
+        from claudecode._budget import CLIBudget
+
+        _budget = await CLIBudget.start_link(rules.max_clis)
+        _max_clis = rules.max_clis
+        logger.info("sandbox %s runs at most %d CLIs at once", otpy.node(), rules.max_clis)
     logger.info("sandbox %s ready: CLI %s, workspaces under %s; rpc allowed on %s only",
                 otpy.node(), _policy.cli, _policy.workspace_root, ", ".join(RPC_FUNCTIONS))
     print(f"@@READY {otpy.node()}", flush=True)
@@ -560,7 +603,7 @@ async def _main(install: bool, cli_path: str | None, workspace_root: str,
 def serve(name: str, cookie: str, *, workspace_root: str, cli_path: str | None = None,
           allow_env: Iterable[str] = (), allow_hooks: Iterable[str] = (),
           allow_cli_flags: Iterable[str] = (), install: bool = False,
-          **node_options: Any) -> None:
+          max_clis: int | None = None, **node_options: Any) -> None:
     """Run a sandbox node until SIGTERM/SIGINT; then every hosted CLI is shut down.
 
     Args:
@@ -573,12 +616,18 @@ def serve(name: str, cookie: str, *, workspace_root: str, cli_path: str | None =
             or ``module:*``, as an rpc allow-list).
         allow_cli_flags: CLI flags allowed beyond the documented options' (``extra_args``).
         install: install the pinned CLI if none is found (and no ``cli_path``).
+        max_clis: run at most that many CLIs at once (a `claudecode.CLIBudget`
+            shared by every session placed here; ``None``: no limit).
         **node_options: more `otpy.run` options (``epmd_port``, ``tls``, ...).
 
     Raises:
         SandboxPolicyError: a rule above is malformed or forbidden.
     """
-    rules = _Rules(tuple(allow_env), tuple(allow_hooks), tuple(allow_cli_flags), cookie)
+    if max_clis is not None and (not isinstance(max_clis, int) or isinstance(max_clis, bool)
+                                 or max_clis < 1):
+        raise SandboxPolicyError(f"--max-clis must be a positive int, got {max_clis!r}")
+    rules = _Rules(tuple(allow_env), tuple(allow_hooks), tuple(allow_cli_flags), cookie,
+                   max_clis)
     Policy.make(cli_path or "/", workspace_root, allow_env=rules.allow_env,  # bad rules: now
                 allow_hooks=rules.allow_hooks, allow_cli_flags=rules.allow_cli_flags)
     otpy.run(_main, install, cli_path, workspace_root, rules, node=name, cookie=cookie,

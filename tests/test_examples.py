@@ -127,6 +127,7 @@ CLAUDECODE_EXAMPLES = {
     "history.py": "tests/claudecode_tests/test_guides.py",
     "distributed_sessions.py": "tests/claudecode_tests/test_distributed_guide.py",
     "between_turns.py": "tests/claudecode_tests/test_guides.py",
+    "scaling_sessions.py": "tests/claudecode_tests/test_scaling_guide.py",
 }
 
 

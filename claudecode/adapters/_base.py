@@ -23,6 +23,14 @@ exit signal ``otpy.Shutdown()``
     Stop: the adapter process does not trap exits; it shuts the CLI down
     (close stdin, wait, SIGTERM, SIGKILL, each wait bounded) and exits.
 
+CLI budget → a spare's adapter process (`claudecode._budget`):
+
+``(ADAPTER_TAG, "adopt", session)``
+    The spare now belongs to ``session``: it links to it, unlinks the
+    budget, and sends it ``"ready"`` again if the CLI is already up.
+``(ADAPTER_TAG, "discard")``
+    Stop at once (an unused spare has nothing to save).
+
 Adapter process → session (``(ADAPTER_TAG, adapter_pid, kind, ...)``):
 
 ``"ready", info``
@@ -144,9 +152,15 @@ class Adapter(abc.ABC):
         """Start the adapter process, linked to the calling session process.
 
         Called inside the session process when the first query arrives (and
-        again after ``clear``). It must return quickly: the CLI's start-up
-        happens inside the adapter process, which then sends ``"ready"`` (see
-        the module docs) or exits with a typed reason.
+        again after ``clear`` or a hibernation). It must return quickly: the
+        CLI's start-up happens inside the adapter process, which then sends
+        ``"ready"`` (see the module docs) or exits with a typed reason.
+
+        A session with a `claudecode.CLIBudget` passes ``gates=`` as well (a
+        tuple of ``(budget pid, token)``): the adapter process must claim them
+        with `claudecode._budget.claim_gates` before it spawns the CLI, and
+        must exit only after its CLI has exited. Adapters that do not accept
+        ``gates`` cannot be used with a budget.
 
         Args:
             session: the session's pid (where notices go).
@@ -156,6 +170,18 @@ class Adapter(abc.ABC):
         Returns:
             The adapter process's pid, linked to the caller.
         """
+
+    def cli_budget(self, prepared: Any) -> Any:
+        """The CLI budget of the place the CLI runs, if it has one (a sandbox
+        started with ``--max-clis``); the session takes a slot there too.
+
+        Args:
+            prepared: what :meth:`aprepare` returned.
+
+        Returns:
+            The budget's pid, or ``None`` (the default).
+        """
+        return None
 
     def release(self, prepared: Any) -> None:
         """The session ends: give back what :meth:`aprepare` reserved, if still held.

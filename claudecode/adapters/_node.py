@@ -8,6 +8,12 @@ tools, ``can_use_tool`` and ``where="local"`` hooks run on this node in a
 callback proxy process (started only when the session has such callbacks);
 ``where="remote"`` hooks run on the sandbox, imported there by reference.
 
+CLI budgets: a sandbox started with ``--max-clis`` has a `claudecode.CLIBudget`;
+`Node.aprepare` / `Pool.aprepare` learn where it is (``capacity``), the session
+takes one of its slots before it asks for a CLI, and the sandbox's adapter
+process claims it before spawning the CLI. `Pool` places a session on a
+sandbox with room first.
+
 Failure semantics: if the sandbox dies or the connection drops, the link
 fires ``NoConnection`` on both sides — the streaming caller gets
 ``StreamError(NoConnection(...))`` and the session exits with that reason
@@ -25,6 +31,7 @@ import attrs
 import trio
 
 import otpy
+from claudecode._budget import Gate
 from claudecode._callbacks import DEFAULT_CALLBACK_TIMEOUT, CallbackHandler
 from claudecode._errors import (
     CLINotFoundError,
@@ -192,7 +199,23 @@ class Node(Adapter):
         """
         await self.connect()
         await self.rpc("make_workspace", [options.cwd], "creating the workspace")
-        return await self.rpc("check_cli", [], "checking the CLI")
+        cli = await self.rpc("check_cli", [], "checking the CLI")
+        load = await self.capacity()
+        return _Prepared(cli, load.get("budget"))
+
+    async def capacity(self) -> dict[str, Any]:
+        """The sandbox's load and CLI limit (``claudecode.sandbox.capacity``):
+        ``{"running": n, "max": N | None, "budget": pid | None}``."""
+        try:
+            load = await self.rpc("capacity", [], "reading the load", timeout=5.0)
+        except RPCFailedError:  # a sandbox without budgets: its CLI count only
+            load = {"running": await self.rpc("running_clis", [], "reading the load",
+                                              timeout=5.0), "max": None, "budget": None}
+        return dict(load)
+
+    def cli_budget(self, prepared: Any) -> Any:
+        """The sandbox's CLI budget (``--max-clis``), if it has one."""
+        return prepared.budget if isinstance(prepared, _Prepared) else None
 
     async def connect(self) -> None:
         """Connect to the sandbox within ``connect_timeout``."""
@@ -222,9 +245,12 @@ class Node(Adapter):
         except otpy.CallError as err:
             raise RPCFailedError(self.node, what, err.reason) from None
 
-    async def start(self, session: Pid, options: Options, prepared: Any) -> Pid:
+    async def start(self, session: Pid, options: Options, prepared: Any,
+                    gates: tuple[Gate, ...] = ()) -> Pid:
         await self.connect()
         spec = launch_spec(options, self.callback_timeout)
+        if gates:
+            spec["gates"] = [[budget, token] for budget, token in gates]
         proxy = None
         if needs_proxy(options):
             proxy = otpy.spawn(_proxy, options, self.callback_timeout, link=True)
@@ -269,6 +295,14 @@ async def _has_conversation(node: Node, options: Options) -> bool:
     return True
 
 
+@attrs.frozen
+class _Prepared:
+    """What `Node.aprepare` found on the sandbox: its CLI, and its CLI budget."""
+
+    cli: Any
+    budget: Any = None
+
+
 def _exc_message(reason: Any) -> str:
     # {'EXIT', {python_exception, Type, Message, Traceback}}
     try:
@@ -301,18 +335,19 @@ class _Placement:
     (no ``terminate``) drops its placement with its state: the sets are weak.
     """
 
-    __slots__ = ("__weakref__", "node")
+    __slots__ = ("__weakref__", "budget", "node")
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, budget: Any = None) -> None:
         self.node = node
+        self.budget = budget  # the sandbox's CLI budget (``--max-clis``), if any
 
 
 #: Unstarted placements per sandbox name, made by this node.
 _placements: dict[str, weakref.WeakSet[_Placement]] = {}
 
 
-def _reserve(node: str) -> _Placement:
-    placement = _Placement(node)
+def _reserve(node: str, budget: Any = None) -> _Placement:
+    placement = _Placement(node, budget)
     _placements.setdefault(node, weakref.WeakSet()).add(placement)
     return placement
 
@@ -335,7 +370,9 @@ class Pool(Adapter):
     """Place each session on the least-loaded live sandbox of a list.
 
     Load is the number of CLIs a sandbox runs now; nodes that cannot be
-    reached are skipped. A supervised session whose sandbox dies is
+    reached are skipped; sandboxes at their ``--max-clis`` limit come last
+    (a session placed on one waits for a slot there, or hibernates another
+    session's idle CLI). A supervised session whose sandbox dies is
     restarted by its supervisor, lands on another node, and — with
     ``resume_on_restart`` — continues its conversation there (the sandboxes
     must share the session's ``cwd`` path and the CLI's history directory,
@@ -377,23 +414,30 @@ class Pool(Adapter):
         Raises:
             NodeConnectFailedError: no sandbox could be reached.
         """
-        loads: list[tuple[int, int, str]] = []
+        loads: list[tuple[int, int | None, Any, int, str]] = []
         for i, name in enumerate(self.nodes):
             node = self._node(name)
             try:
                 await node.connect()
-                load = await node.rpc("running_clis", [], "reading the load", timeout=5.0)
+                load = await node.capacity()
             except (ConnectTimeoutError, NodeConnectFailedError, RPCFailedError) as err:
                 logger.warning("pool: skipping %s: %s", name, err)
                 continue
-            loads.append((int(load), i, name))
+            limit = load.get("max")
+            loads.append((int(load["running"]), None if limit is None else int(limit),
+                          load.get("budget"), i, name))
         if not loads:
             raise NodeConnectFailedError(",".join(self.nodes))
         # Loads were read with awaits in between: re-rank with the placements
         # made meanwhile, then reserve at once (no await before the increment),
         # so a burst of concurrent starts spreads instead of all seeing 0/0.
-        chosen = min((load + _reserved(name), i, name) for load, i, name in loads)[2]
-        placement = _reserve(chosen)
+        # Sandboxes with room under their --max-clis come first.
+        ranked = []
+        for running, limit, budget, i, name in loads:
+            total = running + _reserved(name)
+            ranked.append((limit is not None and total >= limit, total, i, name, budget))
+        _, _, _, chosen, budget = min(ranked, key=lambda r: r[:3])
+        placement = _reserve(chosen, budget)
         node = self._node(chosen)
         try:
             await node.aprepare(options, None)
@@ -404,10 +448,15 @@ class Pool(Adapter):
             raise
         return placement
 
-    async def start(self, session: Pid, options: Options, prepared: Any) -> Pid:
+    async def start(self, session: Pid, options: Options, prepared: Any,
+                    gates: tuple[Gate, ...] = ()) -> Pid:
         name = prepared.node if isinstance(prepared, _Placement) else self.nodes[0]
         _unreserve(prepared)  # from now on its CLI counts on the sandbox itself
-        return await self._node(name).start(session, options, None)
+        return await self._node(name).start(session, options, None, gates)
+
+    def cli_budget(self, prepared: Any) -> Any:
+        """The chosen sandbox's CLI budget (``--max-clis``), if it has one."""
+        return prepared.budget if isinstance(prepared, _Placement) else None
 
     def release(self, prepared: Any) -> None:
         _unreserve(prepared)

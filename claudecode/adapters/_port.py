@@ -47,6 +47,7 @@ import attrs
 import trio
 
 import otpy
+from claudecode._budget import Gate, claim_gates
 from claudecode._callbacks import DEFAULT_CALLBACK_TIMEOUT
 from claudecode._errors import AdapterFailed, CLIExited
 from claudecode._hooks import AbortSignal
@@ -133,19 +134,21 @@ class Port(Adapter):
             env["PATH"] = path
         return resolve_cli(options.cli_path, env=env)
 
-    async def start(self, session: Pid, options: Options, prepared: Any) -> Pid:
+    async def start(self, session: Pid, options: Options, prepared: Any,
+                    gates: tuple[Gate, ...] = ()) -> Pid:
         """Spawn the adapter process (linked to the caller, trapping exits).
 
         Args:
             session: the session's pid.
             options: the session options.
             prepared: the CLI path from :meth:`prepare`.
+            gates: CLI slots to claim before the CLI is spawned.
 
         Returns:
             The adapter process's pid.
         """
         cli = prepared if isinstance(prepared, str) else self.prepare(options)
-        launch = Launch.local(options, cli, self.callback_timeout)
+        launch = Launch.local(options, cli, self.callback_timeout, gates)
         return otpy.spawn(port_main, self, session, launch, link=True, trap_exits=True)
 
     @property
@@ -174,6 +177,8 @@ class Launch:
         raw_messages: send messages to the session as raw dicts (for a session
             on another node) instead of typed objects.
         user: the OS user to run the CLI as (``None``: this process's).
+        gates: the CLI slots (``(budget pid, token)``, see `claudecode._budget`)
+            to claim before the CLI is spawned.
     """
 
     cli: str
@@ -185,15 +190,18 @@ class Launch:
     handler: ControlHandler
     raw_messages: bool = False
     user: str | int | None = None
+    gates: tuple[Gate, ...] = ()
 
     @classmethod
-    def local(cls, options: Options, cli: str, callback_timeout: float) -> Launch:
+    def local(cls, options: Options, cli: str, callback_timeout: float,
+              gates: tuple[Gate, ...] = ()) -> Launch:
         """The launch for a session on this node.
 
         Args:
             options: the session options.
             cli: the CLI executable.
             callback_timeout: seconds a callback may take.
+            gates: CLI slots to claim first.
 
         Returns:
             The launch.
@@ -201,7 +209,7 @@ class Launch:
         return cls(cli, to_cli_args(options), to_cli_env(options), options.cwd,
                    options.max_buffer_size, options.control_timeout,
                    make_control_handler(options, callback_timeout=callback_timeout),
-                   user=options.user)
+                   user=options.user, gates=gates)
 
 
 async def port_main(config: Port, session: Pid, launch: Launch) -> None:
@@ -360,6 +368,9 @@ class _PortProcess:
         self.host_pending: dict[str, tuple[Any, Pid | None]] = {}
         self.me: Pid | None = None
         self.reason: ExitReason | None = None
+        self.ready_info: dict[str, Any] | None = None
+        self.fast_stop = False  # a spare that was never used: no graceful wait
+        self.signalled = False  # we sent the CLI a signal while it was running
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -367,6 +378,8 @@ class _PortProcess:
         self.me = otpy.self()
         launch = self.launch
         argv = [self.cli, *launch.args]
+        if launch.gates:  # the CLI's slots first: never more CLIs than a budget allows
+            await claim_gates(launch.gates, self.me)
         try:
             try:
                 self.child = _Child(argv, launch.env, launch.cwd, launch.user)
@@ -388,9 +401,13 @@ class _PortProcess:
             with trio.CancelScope(shield=True):
                 await self._stop_cli()
         reason = self.reason
+        child = self.child
+        assert child is not None
         if reason is None or isinstance(reason, CLIExited):
-            child = self.child
-            assert child is not None
+            reason = CLIExited(child.returncode, self._stderr_tail())
+        elif not self.signalled and child.returncode is not None and child.returncode < 0:
+            # Asked to stop, but a signal we did not send ended the CLI
+            # (killed while it was being stopped): say so.
             reason = CLIExited(child.returncode, self._stderr_tail())
         raise ProcessExit(reason)
 
@@ -407,10 +424,15 @@ class _PortProcess:
             await child.close_stdin()
             # Mid-turn the CLI would finish the turn before exiting on EOF:
             # nobody wants that turn any more, so go on to SIGTERM at once.
-            if not self.proto.turn_active:
+            # An unused spare has nothing to save: straight to SIGKILL.
+            if self.fast_stop:
+                self.signalled = True
+                child.signal_group(signal.SIGKILL)
+            elif not self.proto.turn_active:
                 with trio.move_on_after(cfg.close_timeout):
                     await child.wait()
         if child.returncode is None:
+            self.signalled = True
             child.signal_group(signal.SIGTERM)
             with trio.move_on_after(cfg.term_timeout):
                 await child.wait()
@@ -492,14 +514,15 @@ class _PortProcess:
         child = self.child
         assert child is not None and self.me is not None
         me = self.me
-        session = self.session
         raw = self.launch.raw_messages
         feed = self.proto.feed
 
         def dispatch(events: list[Any]) -> None:
             for event in events:
                 if isinstance(event, Message):
-                    otpy.send(session, (ADAPTER_TAG, me, "message", event.raw if raw else event))
+                    # self.session, not a local: a spare changes hands when adopted
+                    otpy.send(self.session,
+                              (ADAPTER_TAG, me, "message", event.raw if raw else event))
                 else:
                     self._side_event(event)
 
@@ -611,6 +634,12 @@ class _PortProcess:
             await self._write(line)
         elif kind == "stderr":
             self._forward_stderr(msg[2])
+        elif kind == "adopt":
+            self._adopt(msg[2])
+        elif kind == "discard":
+            self.fast_stop = True
+            self.reason = otpy.Shutdown()
+            raise _Stop
         elif kind == "control":
             _, _, ref, subtype, payload, reply_to = msg
             try:
@@ -624,6 +653,14 @@ class _PortProcess:
             self._start_timer(rid)
         else:
             logger.debug("port adapter ignored %r", msg)
+
+    def _adopt(self, session: Pid) -> None:
+        """A spare (started by a CLI budget) now belongs to ``session``."""
+        old, self.session = self.session, session
+        otpy.link(session)
+        otpy.unlink(old)
+        if self.ready_info is not None:
+            otpy.send(session, (ADAPTER_TAG, self.me, "ready", dict(self.ready_info)))
 
     async def _event(self, event: Any) -> None:
         me = self.me
@@ -684,6 +721,7 @@ class _PortProcess:
             child = self.child
             info = {"os_pid": child.pid if child is not None else None,
                     "cli_path": self.cli, "initialize": event.response}
+            self.ready_info = info
             otpy.send(self.session, (ADAPTER_TAG, self.me, "ready", info))
             return
         assert reply_to is not None

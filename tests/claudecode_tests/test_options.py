@@ -164,6 +164,8 @@ FLAG_CASES: list[tuple[dict[str, Any], list[str]]] = [
     ({"cli_path": "/usr/bin/claude"}, []),
     ({"timeout": 30}, []),
     ({"control_timeout": 5}, []),
+    ({"cli_idle_timeout": 30}, []),
+    ({"cli_budget": "budget"}, []),
     ({"max_buffer_size": 4096}, []),
     ({"env": {"A": "1"}}, []),
     ({"inherit_env": ["PATH"]}, []),

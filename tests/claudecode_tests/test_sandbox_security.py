@@ -110,7 +110,7 @@ async def test_only_the_listed_functions_answer_rpc(epmd_port: int, box: Sandbox
         for name in ("_hosted", "_plain", "serve", "request_from_raw", "policy", "Policy",
                      "resolve", "install_cli", "__getattribute__", "__dict__", "_main"):
             assert "not_allowed" in await refused(box, name, []), name
-        assert sorted(RPC_FUNCTIONS) == ["check_cli", "history", "make_workspace",
+        assert sorted(RPC_FUNCTIONS) == ["capacity", "check_cli", "history", "make_workspace",
                                          "running_clis", "start_adapter"]
         await still_serves(erl, box)  # running_clis works: __setattr__ did nothing
 
