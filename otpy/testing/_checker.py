@@ -20,7 +20,7 @@ is what happened between two settles):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -90,6 +90,11 @@ class Checker:
         self.root_pid: Pid | None = None
         self.root_name = "root"
         self.caller_pid: Pid | None = None
+        self._handlers: dict[str, Callable[[Entry, bool], None]] = {
+            "init": self._on_init, "child_started": self._on_child_started,
+            "start_error": self._on_start_error, "restart": self._on_restart,
+            "give_up": self._on_give_up, "child_shutdown": self._on_child_shutdown,
+            "exit": self._on_exit}
 
     # ---------------------------------------------------------- naming
 
@@ -169,7 +174,7 @@ class Checker:
         while self.index < len(entries):
             entry = entries[self.index]
             self.index += 1
-            handler = getattr(self, f"_on_{entry.kind}", None)
+            handler = self._handlers.get(entry.kind)
             if handler is not None:
                 sup = self.models.get(entry.meta.get("supervisor"))  # type: ignore[arg-type]
                 if sup is not None:

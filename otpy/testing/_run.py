@@ -108,6 +108,8 @@ class Recorder:
         self.parents: dict[Pid, Pid | None] = {}
         self.supervisors: dict[Pid, Mapping[str, Any]] = {}
         self.ever_supervisors: set[Pid] = set()
+        # supervisors that exited and may still have children running
+        self.dead_supervisors: set[Pid] = set()
         self.checker: Any = None  # the inject state of this node (see _faults)
         self.changed: trio.Event | None = None  # set by the next event
         self.seed: int | None = None  # the scheduler seed, under `run`
@@ -123,6 +125,8 @@ class Recorder:
             self.parents[meta["pid"]] = meta["parent"]
         elif kind == "exit":
             self.shutting_down.discard(meta["pid"])
+            if meta["pid"] in self.ever_supervisors:
+                self.dead_supervisors.add(meta["pid"])
         elif kind == "child_shutdown":
             self.shutting_down.add(meta["pid"])
         elif kind == "init":
@@ -144,9 +148,11 @@ class Recorder:
         if self.shutting_down:
             return False
         node = self.node
+        dead: list[Pid] = []
         for sup in self.supervisors:
             proc = node.local(sup)
             if proc is None:
+                dead.append(sup)
                 continue
             # (read defensively: should the runtime's records change, the
             # answer is "not sure", and settle asks the supervisors instead)
@@ -158,15 +164,21 @@ class Recorder:
             if getattr(w, "pred", 1) is not None or getattr(w, "ref", 1) is not None or \
                     getattr(w, "handle", 1) is not None:
                 return False
+        for sup in dead:
+            del self.supervisors[sup]
         return True
 
     def orphans(self) -> list[Pid]:
         """Live processes started by a supervisor that is gone (still finishing
         their `terminate`, typically)."""
         node = self.node
-        sups = self.ever_supervisors
-        return [p.pid for p in node.alive_procs()
-                if p.parent in sups and node.local(p.parent) is None]
+        sups = self.dead_supervisors
+        if not sups:
+            return []
+        found = [p for p in node.alive_procs() if p.parent in sups]
+        # a dead supervisor gets no new children: once none runs, forget it
+        sups.intersection_update(p.parent for p in found)
+        return [p.pid for p in found]
 
     def live_supervisors(self) -> list[Pid]:
         """Supervisors of this node that are alive, oldest first."""
