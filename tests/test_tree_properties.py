@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import trio
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import claudecode
@@ -158,12 +158,22 @@ async def run_tree(spec: otpy.ChildSpec, registry: bool, dynamic: int,
     return await ot.inject(await start_tree(spec, registry, dynamic), schedule)
 
 
+def checked(report: ot.Report) -> None:
+    """Fail on violations; label the example for ``--hypothesis-show-statistics``
+    (how many faults hit a live target, whether a supervisor gave up)."""
+    hits = sum(1 for e in report.timeline if e.kind == "fault" and "skipped" not in e.text)
+    bucket = "0" if not hits else "1-4" if hits < 5 else "5-9" if hits < 10 else "10+"
+    event(f"faults that hit a process: {bucket}")
+    event("a supervisor gave up" if report.gave_up else "no supervisor gave up")
+    report.check()
+
+
 @PROPERTY
 @given(supervisor(0, "r", names=False), st.integers(0, 3),
        ot.faults(max_faults=20, actions=ACTIONS))
 def test_supervisors_dynamic_and_task_supervisors(
         spec: otpy.ChildSpec, dynamic: int, schedule: list[ot.Fault]) -> None:
-    ot.run(run_tree, spec, False, dynamic, schedule, shutdown_timeout=60.0).check()
+    checked(ot.run(run_tree, spec, False, dynamic, schedule, shutdown_timeout=60.0))
 
 
 @PROPERTY
@@ -171,7 +181,7 @@ def test_supervisors_dynamic_and_task_supervisors(
        ot.faults(max_faults=20, actions=ACTIONS))
 def test_trees_with_local_global_and_registry_names(
         spec: otpy.ChildSpec, dynamic: int, schedule: list[ot.Fault]) -> None:
-    ot.run(run_tree, spec, True, dynamic, schedule, shutdown_timeout=60.0).check()
+    checked(ot.run(run_tree, spec, True, dynamic, schedule, shutdown_timeout=60.0))
 
 
 CLI = install_cli().path
@@ -196,4 +206,4 @@ async def run_sessions(kinds: list[str | None], restarts: int, schedule: list[ot
        ot.faults(max_faults=20, actions=ACTIONS))
 def test_claudecode_supervisor_of_named_sessions(
         kinds: list[str | None], restarts: int, schedule: list[ot.Fault]) -> None:
-    ot.run(run_sessions, kinds, restarts, schedule, shutdown_timeout=60.0).check()
+    checked(ot.run(run_sessions, kinds, restarts, schedule, shutdown_timeout=60.0))

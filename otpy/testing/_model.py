@@ -166,10 +166,18 @@ class SupervisorModel:
 
     def walk(self) -> Iterator[tuple[SupervisorModel, ModelChild]]:
         """Every ``(supervisor model, child)`` of this tree, depth first, in start order."""
-        for c in self.children:
-            yield self, c
+        # iterative: a nested generator per level made each pair pass through
+        # every level above it
+        stack: list[tuple[SupervisorModel, Iterator[ModelChild]]] = [(self, iter(self.children))]
+        while stack:
+            sup, children = stack[-1]
+            c = next(children, None)
+            if c is None:
+                stack.pop()
+                continue
+            yield sup, c
             if c.model is not None and c.running:
-                yield from c.model.walk()
+                stack.append((c.model, iter(c.model.children)))
 
     # ------------------------------------------------------------- rules
 
