@@ -2,7 +2,8 @@
 
 A ``claudecode.Supervisor`` of named sessions runs a workload of turns while
 faults hit it: CLIs killed, API errors (429, 529, 500), responses cut
-mid-stream, and — with the Node adapter — the sandbox node killed. After
+mid-stream, and — with the Node adapter — the sandbox node killed, its
+connection cut, or the sandbox frozen (a partition) and thawed. After
 every fault the tree settles and `otpy.testing.inject` checks the supervision
 model plus the claudecode invariants: every turn ended typed (completed, an
 error result, or `StreamError` with a typed reason), named sessions answer,
@@ -14,6 +15,8 @@ plugin's (``otpy_node``, ``fake_anthropic``, ``claude_options``,
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,7 @@ from claudecode.testing import (
     no_orphan_clis,
     sessions_reachable,
 )
-from otpy.testing import Fault, Pause
+from otpy.testing import Cut, Fault, Heal, Partition, Pause
 from otpy.testing._peers import Epmd, SandboxNode
 
 NAMES = ["writer", "reviewer", "helper"]
@@ -96,6 +99,69 @@ async def test_sessions_survive_killed_clis_api_errors_and_cut_streams(
     restarts = [e.text for e in report.timeline if e.kind == "restart"]
     assert [r.split()[0] for r in restarts] == ["root/writer", "root/reviewer", "root/helper"]
     assert "CLIExited(status=-9" in restarts[0]
+
+
+async def test_a_cut_sandbox_connection_ends_remote_turns_typed_and_sessions_come_back(
+        otpy_node: otpy.Node, fake_anthropic: FakeAnthropic, claude_options: dict[str, Any],
+        sandbox_node: SandboxNode) -> None:
+    # one sandbox only: the sessions can only come back by connecting to it again
+    schedule = [Fault(0.2, 0, Cut(sandbox_node.name)), Fault(2.0, 0, Pause())]
+    report, turns = await _run(fake_anthropic, claude_options, schedule,
+                               names=["left", "right"], adapter=Pool([sandbox_node.name]))
+    report.check()
+    # both sessions lost their adapters with the connection (NoConnection, on
+    # this side), were restarted, reconnected, and answer (the invariants);
+    # the sandbox ended the CLIs of the adapters it lost (no_orphan_clis)
+    exits = [e.text for e in report.timeline if e.kind == "exit"]
+    for name in ("left", "right"):
+        assert any(t.startswith(f"root/{name}") and "NoConnection" in t for t in exits), report
+    reasons = {type(o.detail).__name__ for o in turns.outcomes if o.outcome == "stream_error"}
+    assert reasons <= {"NoConnection", "NoProc"}, turns.outcomes
+    before = turns.counts()["completed"]
+    with trio.fail_after(30):  # turns complete again after the cut, on the same sandbox
+        turns.start()
+        try:
+            while turns.counts()["completed"] < before + 2:
+                await trio.sleep(0.05)
+        finally:
+            turns.stop()
+
+
+def _stopped(os_pid: int) -> bool:
+    with open(f"/proc/{os_pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+async def test_a_frozen_sandbox_is_noticed_by_ticks_and_sessions_come_back_after_it_thaws(
+        otpy_node: otpy.Node, fake_anthropic: FakeAnthropic, claude_options: dict[str, Any],
+        sandbox_node: SandboxNode) -> None:
+    # SIGSTOP: the connection goes silent; after the tick time (1 s on both
+    # sides here) this side drops it and the session exits NoConnection. Its
+    # restart then tries to reach the frozen sandbox (each try ends after the
+    # connect timeout, as erl's net_setuptime), so the supervisor stays busy
+    # and the tree cannot settle while the sandbox is frozen: the thaw runs
+    # beside the schedule, not in it (as an operator's SIGCONT would).
+    name, os_pid = sandbox_node.name, sandbox_node.os_pid
+
+    async def thaw() -> None:
+        while not _stopped(os_pid):
+            await trio.sleep(0.05)
+        await trio.sleep(4.0)
+        os.kill(os_pid, signal.SIGCONT)
+
+    schedule = [Fault(0.2, 0, Partition(name, os_pid)),
+                Fault(0.5, 0, Heal(name)), Fault(2.0, 0, Pause())]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(thaw)
+        report, turns = await _run(fake_anthropic, claude_options, schedule,
+                                   names=["left"], adapter=Pool([name]))
+    report.check()
+    exits = [e.text for e in report.timeline if e.kind == "exit"]
+    assert any(t.startswith("root/left") and "NoConnection" in t for t in exits), report
+    assert any(e.kind == "heal" and "connected" in e.text for e in report.timeline), report
+    reasons = {type(o.detail).__name__ for o in turns.outcomes if o.outcome == "stream_error"}
+    assert reasons <= {"NoConnection", "NoProc"}, turns.outcomes
+    assert turns.counts()["completed"] >= 2, turns.counts()  # before and after the freeze
 
 
 ACTIONS = st.sampled_from(["kill_cli", "429", "529", "500", "cut"])
