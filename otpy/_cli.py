@@ -57,8 +57,8 @@ def _read(path: Path, what: str) -> str:
 async def _observe(args: argparse.Namespace, token: str | None) -> None:
     import otpy
     from otpy.observer import serve
-    from otpy.observer._asgi import until_signalled
     from otpy.observer._backend import NAME
+    from otpy.web import until_signalled
 
     if not await otpy.connect(args.node):
         print(f"otpy observer: cannot connect to {args.node} (is it running, is the cookie "

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC_PAGES = [
     ROOT / "docs" / page
     for page in ("index.md", "otpy/processes.md", "otpy/genserver.md", "otpy/supervisors.md",
-                 "otpy/tasks.md", "otpy/names.md", "otpy/testing.md", "otpy/telemetry.md")
+                 "otpy/tasks.md", "otpy/names.md", "otpy/testing.md", "otpy/telemetry.md",
+                 "otpy/web.md")
 ]
 FENCE = re.compile(r"^```([\w-]*)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 TIMEOUT = 60.0

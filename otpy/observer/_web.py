@@ -37,8 +37,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import otpy
+from otpy import web
 from otpy._process import current
-from otpy.observer import _asgi
 from otpy.observer._backend import EVENT_TAG, NAME, ensure_backend
 
 __all__ = ["Guard", "Hub", "app", "is_loopback", "serve"]
@@ -290,18 +290,18 @@ def app(hub: Hub, target: Any) -> Starlette:
         return JSONResponse(info)
 
     async def events(request: Request) -> Response:
-        async def stream() -> AsyncGenerator[_asgi.ServerSentEvent, None]:
+        async def stream() -> AsyncGenerator[web.ServerSentEvent, None]:
             while True:
                 changed = hub.changed
                 try:
-                    yield _asgi.ServerSentEvent("snapshot", await snapshot())
+                    yield web.ServerSentEvent("snapshot", await snapshot())
                 except otpy.CallError as err:
-                    yield _asgi.ServerSentEvent("failure", {"error": repr(err.reason)})
+                    yield web.ServerSentEvent("failure", {"error": repr(err.reason)})
                 with trio.move_on_after(REFRESH):
                     await changed.wait()
                 await trio.sleep(0.1)  # a burst of events: one snapshot
 
-        return _asgi.EventStream(stream())
+        return web.EventStream(stream())
 
     async def body(request: Request) -> dict[str, Any] | None:
         try:
@@ -369,7 +369,7 @@ async def serve(host: str = "127.0.0.1", port: int = 8000, *, node: str | None =
     hub = Hub()
     feed = otpy.spawn(_feed, hub, target)
     try:
-        await _asgi.serve(Guard(app(hub, target), token, loopback), host, port,
+        await web.serve(Guard(app(hub, target), token, loopback), host, port,
                           task_status=task_status)
     finally:
         otpy.exit(feed, otpy.Kill())

@@ -1,9 +1,10 @@
-"""The web glue of the observer: serve an ASGI app inside an otpy process, stream SSE.
+"""Web pages inside an otpy node: serve an ASGI app in a process, stream server-sent events.
 
-(The same two pieces as ``examples/web_chat/web.py``, which is where they were
-first written; docs/design/014-web-stack.md says why they look like this.)
+Needs the ``web`` extra (``pip install "otpy[web]"``: hypercorn and starlette).
+The observer page and ``examples/web_chat`` are built on it;
+docs/design/014-web-stack.md says why it looks like this.
 
-- :func:`serve` runs an ASGI app (here Starlette) on hypercorn's trio worker
+- :func:`serve` runs an ASGI app (a Starlette one, say) on hypercorn's trio worker
   in the calling task. Called from inside ``otpy.open_node(...)`` (or any otpy
   process), every connection and every request handler is a trio task of that
   process: handlers call ``otpy.call``, ``claudecode.stream``... directly.
@@ -31,8 +32,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["EventStream", "ServerSentEvent", "serve", "until_signalled"]
-
-# Importing this module needs the ``web`` extra: pip install "otpy[web]".
 
 
 @attrs.frozen
