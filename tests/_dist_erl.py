@@ -11,7 +11,6 @@ Other output (logger reports) is kept in ``ErlNode.log``.
 from __future__ import annotations
 
 import os
-import secrets
 import select
 import socket
 import subprocess
@@ -19,43 +18,9 @@ import time
 
 import trio
 
-_REPL = r"""
-Loop = fun Loop(Bs) ->
-    case io:get_line('') of
-        eof -> halt();
-        {error, _} -> halt();
-        Line ->
-            {Tag, Val, Bs2} =
-                try
-                    {ok, Toks, _} = erl_scan:string(Line),
-                    {ok, Exprs} = erl_parse:parse_exprs(Toks),
-                    {value, V, Bs1} = erl_eval:exprs(Exprs, Bs),
-                    {ok, V, Bs1}
-                catch C:E -> {error, {C, E}, Bs}
-                end,
-            io:format("@@RES ~w ~w~n", [Tag, Val]),
-            Loop(Bs2)
-    end
-end,
-io:format("@@READY ~w~n", [node()]),
-Loop(erl_eval:new_bindings()).
-"""
-
-
-def free_port() -> int:
-    """Return a TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def unique(prefix: str) -> str:
-    """A node alive name unique to this test run."""
-    return f"{prefix}_{secrets.token_hex(4)}"
-
-
-class ErlEvalError(Exception):
-    """The expression raised inside the Erlang node."""
+# The REPL program, free_port, unique and ErlEvalError are the plugin's
+# (otpy.testing._peers); the classes here keep the blocking API these tests use.
+from otpy.testing._peers import _REPL, ErlEvalError, free_port, unique  # noqa: F401
 
 
 class Epmd:
