@@ -61,7 +61,8 @@ def _is_session(ctx: FaultContext, pid: otpy.Pid) -> bool:
     return spec is not None and SESSION_MODULE in (spec.modules or ())
 
 
-def _alive_os(pid: int) -> bool:
+def alive_os(pid: int) -> bool:
+    """Whether OS process ``pid`` is alive (not a zombie)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
@@ -78,7 +79,12 @@ def cli_processes(fake: Any) -> list[int]:
     Returns:
         Their OS process ids (zombies excluded).
     """
-    needle = f"ANTHROPIC_BASE_URL={fake.base_url}".encode()
+    return processes_using(fake.base_url)
+
+
+def processes_using(base_url: str) -> list[int]:
+    """Live OS processes whose environment points at ``base_url`` (zombies excluded)."""
+    needle = f"ANTHROPIC_BASE_URL={base_url}".encode()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -87,7 +93,7 @@ def cli_processes(fake: Any) -> list[int]:
             environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if needle in environ and _alive_os(int(entry)):
+        if needle in environ and alive_os(int(entry)):
             found.append(int(entry))
     return found
 

@@ -15,6 +15,8 @@ import pytest
 
 from claudecode._install import install_cli
 from claudecode.testing import FakeAnthropic
+from claudecode.testing._session_faults import alive_os as alive
+from claudecode.testing._session_faults import processes_using
 
 CLI = install_cli().path
 """The pinned CLI (installed into the user cache on first use)."""
@@ -77,28 +79,3 @@ def opts(fake: FakeAnthropic, tmp_path: Path) -> dict[str, Any]:
 
 
 __all__ = ["CLI", "alive", "cli_children", "fake", "no_orphans", "opts", "processes_using"]
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2:][:1] != b"Z"
-
-
-def processes_using(base_url: str) -> list[int]:
-    """Live processes whose environment points at ``base_url`` (a FakeAnthropic's)."""
-    needle = f"ANTHROPIC_BASE_URL={base_url}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if needle in environ and alive(int(entry)):
-            found.append(int(entry))
-    return found
