@@ -66,13 +66,17 @@ class EventStream(Response):
         events: the generator; it runs in the request's task (so in the
             request's otpy process).
         headers: extra response headers.
+        on_close: called once the response is over, however it ended (sent,
+            failed, or the client went away); e.g. to release a per-user slot.
     """
 
     media_type = "text/event-stream"
 
     def __init__(self, events: AsyncGenerator[ServerSentEvent, None],
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.events = events
+        self.on_close = on_close
         self.status_code = 200
         self.background = None
         self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no",
@@ -80,6 +84,13 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the events; stop (closing the generator) if the client disconnects."""
+        try:
+            await self._send_events(receive, send)
+        finally:
+            if self.on_close is not None:
+                self.on_close()
+
+    async def _send_events(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})
         async with contextlib.aclosing(self.events) as events, trio.open_nursery() as nursery:

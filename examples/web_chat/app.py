@@ -65,11 +65,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from web import EventStream, ServerSentEvent, serve, until_signalled
 
 import claudecode
 import otpy
 from claudecode.testing import APIError, FakeAnthropic, RecordedRequest, Text, ToolUse, Turn
+from otpy.web import EventStream, ServerSentEvent, serve, until_signalled
 
 HERE = Path(__file__).resolve().parent
 REGISTRY = "web_chat.users"
