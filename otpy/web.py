@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import signal
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, cast
@@ -146,6 +147,9 @@ async def serve(
     config.bind = [f"{host}:{port}"]
     config.graceful_timeout = graceful_timeout
     config.accesslog = None
+    # hypercorn's own messages go through `logging` ("hypercorn.error"), not
+    # straight to stderr: quiet unless configured, errors still reach stderr.
+    config.errorlog = logging.getLogger("hypercorn.error")
     # Starlette's and hypercorn's type hints describe the same ASGI interface differently.
     await hypercorn_serve(cast(ASGIFramework, app), config, shutdown_trigger=shutdown_trigger,
                           task_status=task_status)
