@@ -211,21 +211,21 @@ class Chat:
             return refuse(429, "TooManyTurns", f"{user} already has {self.max_turns_per_user} "
                           "answers running or queued; wait for one to finish")
         self.in_flight[user] = self.in_flight.get(user, 0) + 1
+        answer: EventStream | None = None  # once it exists, it releases the slot
         try:
             found = await self.session_for(user)
+            if found is None:
+                return refuse(429, "TooManyUsers", f"this server already chats with "
+                              f"{self.max_users} users; no session for a new name")
+            pid, started = found
+            answer = EventStream(self.answer(user, pid, started, message.strip()),
+                                 on_close=functools.partial(self.release, user))
+            return answer
         except otpy.SupervisorError as err:
-            self.release(user)
             return refuse(503, "SupervisorError", str(err))
-        except BaseException:
-            self.release(user)
-            raise
-        if found is None:
-            self.release(user)
-            return refuse(429, "TooManyUsers", f"this server already chats with {self.max_users} "
-                          "users; no session for a new name")
-        pid, started = found
-        return EventStream(self.answer(user, pid, started, message.strip()),
-                           on_close=functools.partial(self.release, user))
+        finally:
+            if answer is None:
+                self.release(user)
 
     def release(self, user: str) -> None:
         """One of ``user``'s answers is over (sent, failed, or abandoned)."""
@@ -235,9 +235,11 @@ class Chat:
 
     async def sessions(self, request: Request) -> Response:
         """``GET /api/sessions``: every user's session, with its CLI's OS pid."""
-        rows = await claudecode.Supervisor.list_sessions(SUPERVISOR)
-        return JSONResponse({"served_by": str(otpy.self()),
-                             "sessions": [await describe(row.id, row.pid) for row in rows]})
+        described = []
+        for row in await claudecode.Supervisor.list_sessions(SUPERVISOR):
+            pid = row.pid if isinstance(row.pid, otpy.Pid) else None  # None: restarting
+            described.append(await describe(row.id, pid))
+        return JSONResponse({"served_by": str(otpy.self()), "sessions": described})
 
     async def session(self, request: Request) -> Response:
         """``GET /api/sessions/{user}``: one user's session (404 when there is none)."""
